@@ -1,0 +1,41 @@
+# limo-ray: `make demo` and `make test` do all the set-up on a fresh machine (they run `make install` first).
+PYTHON ?= python3.11
+VENV ?= .venv
+PROFILE ?= cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(PROFILE)
+# Torch is pinned in every pip call: an unpinned dependency would otherwise pull a CUDA build on the CPU profile.
+CONSTRAINTS := constraints-$(PROFILE).txt
+
+.PHONY: install test test-fast lint demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -c $(CONSTRAINTS) -e '.[$(PROFILE),dev]'
+ifeq ($(PROFILE),cpu)
+	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds: they break transformers' Qwen2 import and vLLM start.
+	$(BIN)/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+endif
+	@touch $(STAMP)
+	@echo "installed limo-ray ($(PROFILE) profile) into $(VENV)"
+
+test: install
+	$(BIN)/python -m pytest -q --timeout=1800
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration" --timeout=600
+
+lint: install
+	$(BIN)/ruff check limo_ray tests bench jobs
+	$(BIN)/ruff format --check limo_ray tests bench jobs
+
+demo: install
+	@echo "make demo: the end-to-end demo (limo run --config tiny: curate -> train -> serve/eval on the toy world)"
+	@echo "is not built yet; it lands with the end-to-end issue. Until then: make test, limo --help, limo grade."
+	@exit 1
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,145 @@
+"""`limo`: the command line of limo-ray.
+
+User errors (a bad config key, a missing file, a malformed input) print one line, `limo: error: ...`, and
+exit with status 2; a traceback means a bug in limo-ray.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from limo_ray.config import RunConfig, load_config, preset_names
+from limo_ray.errors import LimoError
+
+app = typer.Typer(
+    name="limo",
+    help=(
+        "limo-ray: the LIMO recipe on Ray. Curate a few hundred hard problems with excellent reasoning chains "
+        "from a large pool, fine-tune on them with DeepSpeed ZeRO-3, then serve and evaluate the checkpoint.\n\n"
+        "Every command takes --config (a preset such as `tiny` or `limo-32b`, or a YAML file) and "
+        "--set key.path=value overrides."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(
+    help="Show or check a run config (presets: " + ", ".join(preset_names()) + ").", no_args_is_help=True
+)
+benchmarks_app = typer.Typer(help="The registry of evaluation sets.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(benchmarks_app, name="benchmarks")
+
+ConfigOption = Annotated[
+    str, typer.Option("--config", "-c", help="Preset name (tiny, limo-32b) or path to a YAML config.")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a setting, type-checked: --set train.epochs=3 (repeatable)."),
+]
+
+
+def _load(config: str, overrides: list[str] | None) -> RunConfig:
+    return load_config(config, overrides or [])
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
+    """Print the resolved config (preset + overrides) as YAML."""
+    typer.echo(_load(config, overrides).to_yaml(), nl=False)
+
+
+@config_app.command("validate")
+def config_validate(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
+    """Check a config: unknown keys and wrong types are errors that name the key and the file."""
+    resolved = _load(config, overrides)
+    typer.echo(f"ok: config {resolved.name!r} is valid (hash {resolved.content_hash()})")
+
+
+@app.command("grade")
+def grade_command(
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="A JSONL file, one record per line.")],
+    response_field: Annotated[str, typer.Option(help="Field holding the model response.")] = "response",
+    answer_field: Annotated[str, typer.Option(help="Field holding the gold answer.")] = "answer",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write graded records [INPUT.graded.jsonl]."),
+    ] = None,
+    mode: Annotated[str, typer.Option(help="auto | math | choice (auto: a one-letter gold is a choice).")] = "auto",
+) -> None:
+    """Grade responses against gold answers with the project grader.
+
+    Writes each input record with `correct`, `extracted` and `grade_reason` added; records that cannot be
+    graded (bad JSON, a missing field) go to OUTPUT.rejected.jsonl with a reason. Prints the accuracy.
+    """
+    from limo_ray.grading.batch import grade_jsonl
+
+    if mode not in ("auto", "math", "choice"):
+        raise LimoError(f"--mode must be auto, math or choice, not {mode!r}")
+    out = output or input_path.with_name(input_path.name.removesuffix(".jsonl") + ".graded.jsonl")
+    summary = grade_jsonl(input_path, out, response_field, answer_field, mode)  # type: ignore[arg-type]
+    typer.echo(
+        f"graded {summary.graded} records: {summary.correct} correct ({summary.accuracy:.1%}); "
+        f"{summary.rejected} rejected -> {summary.rejected_path if summary.rejected else 'none'}; "
+        f"output: {out}"
+    )
+
+
+@benchmarks_app.command("list")
+def benchmarks_list(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
+    """List registered benchmarks with their grading mode, paper decoding and the paper's LIMO score."""
+    from limo_ray.benchmarks import BenchmarkRegistry
+
+    resolved = _load(config, overrides)
+    registry = BenchmarkRegistry.from_files(resolved.benchmarks.registry_files)
+    for bench in registry.select("all"):
+        decoding = (
+            "greedy"
+            if bench.decoding.temperature == 0
+            else f"{bench.decoding.samples} samples at T={bench.decoding.temperature:g}"
+        )
+        limo = bench.paper.get("LIMO")
+        typer.echo(
+            f"{bench.name:14} {bench.grading:7} {decoding:22} LIMO {limo if limo is not None else '-':>5}  {bench.path}"
+        )
+
+
+@benchmarks_app.command("paper")
+def benchmarks_paper(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
+    """Print the paper's results table (pass@1, %) as JSON."""
+    from limo_ray.benchmarks import BenchmarkRegistry
+
+    resolved = _load(config, overrides)
+    typer.echo(json.dumps(BenchmarkRegistry.from_files(resolved.benchmarks.registry_files).paper_table(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning user errors into one line and exit status 2."""
+    try:
+        app(args=argv, prog_name="limo", standalone_mode=False)
+    except LimoError as exc:
+        typer.echo(f"limo: error: {exc}", err=True)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("limo: aborted", err=True)
+        return 130
+    except Exception as exc:  # click's usage errors, raised because standalone_mode is off
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

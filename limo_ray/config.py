@@ -1,0 +1,474 @@
+"""One typed, strict config tree per run, loaded from YAML presets in `limo_ray/configs/` plus `--set` overrides.
+
+Strict means: an unknown key is an error that names the key and the file it came from, and a value of the
+wrong type is an error (no silent coercion of "4" to 4). Configs are frozen once loaded: a stage can trust
+that what it read is what was written to the run folder's `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from limo_ray.errors import LimoError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+# The paper's system prompt, for training and evaluation alike.
+LIMO_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ----------------------------------------------------------------------------------------------- shared parts
+
+
+class ModelConfig(StrictModel):
+    """A model an engine can load: a local HF folder, a hub name, or `toy:<name>` for the built-in toy world."""
+
+    path: str
+    tokenizer: str | None = None
+    revision: str | None = None
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    max_model_len: int = Field(gt=0)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    # Off unless a config turns it on: remote code from a hub repo runs with the cluster's credentials.
+    trust_remote_code: bool = False
+    # Passed through to vllm.LLM / AsyncEngineArgs; for knobs this tree does not name.
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class SamplingConfig(StrictModel):
+    temperature: float = Field(ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(gt=0)
+
+
+class PromptConfig(StrictModel):
+    system: str = LIMO_SYSTEM_PROMPT
+    # "model" uses the tokenizer's own chat template (Qwen's for Qwen models); anything else is a Jinja template.
+    chat_template: str = "model"
+
+
+# ----------------------------------------------------------------------------------------------- curate
+
+
+class FieldMapConfig(StrictModel):
+    problem: str | None = None
+    answer: str | None = None
+    solution: str | None = None
+    id: str | None = None
+    domain: str | None = None
+    difficulty: str | None = None
+
+
+class PoolConfig(StrictModel):
+    sources: list[str] = Field(default_factory=list, description="files, globs or s3:// / gs:// URIs")
+    format: Literal["auto", "math", "numina", "aime", "gsm8k", "olympiadbench", "gpqa", "limo", "plain"] = "auto"
+    fields: FieldMapConfig = Field(default_factory=FieldMapConfig)
+
+
+class DedupConfig(StrictModel):
+    exact: bool = True
+    near: bool = True
+    minhash_threshold: float = Field(default=0.8, gt=0, le=1)
+    num_perm: int = Field(default=128, gt=0)
+    shingle_size: int = Field(default=5, gt=0)
+
+
+class DecontaminateConfig(StrictModel):
+    ngram_sizes: list[int] = Field(default_factory=lambda: [8, 13])
+    # "all" = every registered benchmark whose data is present.
+    benchmarks: list[str] | Literal["all"] = "all"
+
+
+class WeakFilterConfig(StrictModel):
+    model: str
+    attempts: int = Field(default=4, gt=0)
+    rounds: list[int] = Field(default_factory=lambda: [1, 3])
+    sampling: SamplingConfig
+
+    @model_validator(mode="after")
+    def _rounds_cover_attempts(self) -> WeakFilterConfig:
+        _check_rounds(self.rounds, self.attempts, "curate.weak")
+        return self
+
+
+class StrongFilterConfig(StrictModel):
+    model: str
+    samples: int = Field(default=32, gt=0)
+    keep_min: int = Field(default=1, ge=0)
+    keep_max: int = Field(default=3, ge=0)
+    rounds: list[int] = Field(default_factory=lambda: [8, 8, 8, 8])
+    sampling: SamplingConfig
+
+    @model_validator(mode="after")
+    def _band_fits(self) -> StrongFilterConfig:
+        _check_rounds(self.rounds, self.samples, "curate.strong")
+        if not self.keep_min <= self.keep_max <= self.samples:
+            raise ValueError(
+                f"curate.strong: need keep_min <= keep_max <= samples, got {self.keep_min}, {self.keep_max}, "
+                f"{self.samples}"
+            )
+        return self
+
+
+def _check_rounds(rounds: list[int], total: int, where: str) -> None:
+    if not rounds or any(r <= 0 for r in rounds) or sum(rounds) != total:
+        raise ValueError(f"{where}: rounds {rounds} must be positive and add up to {total}")
+
+
+class BalanceConfig(StrictModel):
+    # Target size before chain generation; None keeps every hard problem.
+    size: int | None = Field(default=None, gt=0)
+    cells: list[Literal["domain", "difficulty"]] = Field(default_factory=lambda: ["domain", "difficulty"])
+    diversity: Literal["minhash", "none"] = "minhash"
+
+
+class ChainsConfig(StrictModel):
+    models: list[str]
+    per_model: int = Field(gt=0)
+    sampling: SamplingConfig
+
+
+class QualityWeights(StrictModel):
+    length: float = 0.30
+    verification: float = 0.20
+    tentative: float = 0.25
+    connectives: float = 0.25
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> QualityWeights:
+        total = self.length + self.verification + self.tentative + self.connectives
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"curate.quality.weights must add up to 1, got {total:g}")
+        return self
+
+
+class QualityConfig(StrictModel):
+    weights: QualityWeights = Field(default_factory=QualityWeights)
+    judge_model: str | None = None
+
+
+class SelectConfig(StrictModel):
+    size: int = Field(default=817, gt=0)
+
+
+class CurateConfig(StrictModel):
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    weak: WeakFilterConfig
+    strong: StrongFilterConfig
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    chains: ChainsConfig
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
+
+
+# ----------------------------------------------------------------------------------------------- train
+
+
+class TrainConfig(StrictModel):
+    model: str
+    max_seq_len: int = Field(default=16384, gt=0)
+    truncation: Literal["drop", "truncate"] = "drop"
+    packing: bool = False
+    learning_rate: float = Field(default=5.0e-6, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    epochs: int = Field(default=15, gt=0)
+    micro_batch_size: int = Field(default=1, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    zero_stage: Literal[0, 1, 2, 3] = 3
+    gradient_checkpointing: bool = True
+    # "auto": FlashAttention-2 when CUDA and flash-attn are present, else sdpa.
+    attention: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    cpu_offload: bool = False
+    num_workers: int = Field(default=16, gt=0)
+    use_gpu: bool = True
+    cpus_per_worker: float = Field(default=1.0, ge=0)
+    checkpoint_every_steps: int | None = Field(default=None, gt=0)
+
+
+# ----------------------------------------------------------------------------------------------- serve / eval
+
+
+class ServeConfig(StrictModel):
+    models: list[str] = Field(default_factory=list)
+    # Local by default: exposing an endpoint beyond this machine must be a decision.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    target_ongoing_requests: int = Field(default=32, gt=0)
+    max_ongoing_requests: int = Field(default=128, gt=0)
+    max_queued_requests: int = Field(default=512, ge=0)
+    # The name of the environment variable holding the API key; the key itself never goes in a config.
+    api_key_env: str | None = "LIMO_API_KEY"
+
+
+class DecodingConfig(StrictModel):
+    samples: int = Field(default=1, gt=0)
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+
+
+class EvalConfig(StrictModel):
+    benchmarks: list[str] = Field(default_factory=list)
+    max_tokens: int = Field(default=32768, gt=0)
+    # Per-benchmark decoding; a benchmark not listed uses its registry entry's paper decoding.
+    decoding: dict[str, DecodingConfig] = Field(default_factory=dict)
+    concurrency: int = Field(default=64, gt=0)
+    retries: int = Field(default=5, ge=0)
+    request_timeout_s: float = Field(default=3600.0, gt=0)
+    judge_model: str | None = None
+
+
+class BenchmarksConfig(StrictModel):
+    # Where benchmark files are read from (the registry's paths are relative to it); None = $LIMO_RAY_DATA.
+    data_root: str | None = None
+    # Extra registry YAML files: a user's own benchmarks, same schema as the built-in registry.
+    registry_files: list[str] = Field(default_factory=list)
+
+
+class ClusterConfig(StrictModel):
+    # None: an embedded local Ray (never attach to a stray cluster by accident); else a Ray address.
+    address: str | None = None
+    num_nodes: int = Field(default=1, gt=0)
+    gpus_per_node: int = Field(default=0, ge=0)
+    cpus_per_node: int = Field(default=2, gt=0)
+    gpu_type: str | None = None
+    gpu_hour_usd: float = Field(default=0.0, ge=0)
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToyConfig(StrictModel):
+    size: Literal["full", "test"] = "full"
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------------------------- the run
+
+
+class RunConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = 0
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    models: dict[str, ModelConfig]
+    benchmarks: BenchmarksConfig = Field(default_factory=BenchmarksConfig)
+    curate: CurateConfig
+    train: TrainConfig
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    toy: ToyConfig = Field(default_factory=ToyConfig)
+
+    @model_validator(mode="after")
+    def _model_names_exist(self) -> RunConfig:
+        refs: list[tuple[str, str]] = [
+            ("curate.weak.model", self.curate.weak.model),
+            ("curate.strong.model", self.curate.strong.model),
+            ("train.model", self.train.model),
+        ]
+        refs += [(f"curate.chains.models[{i}]", m) for i, m in enumerate(self.curate.chains.models)]
+        refs += [(f"serve.models[{i}]", m) for i, m in enumerate(self.serve.models)]
+        for where, name in (
+            ("curate.quality.judge_model", self.curate.quality.judge_model),
+            ("eval.judge_model", self.eval.judge_model),
+        ):
+            if name is not None:
+                refs.append((where, name))
+        for where, name in refs:
+            if name not in self.models:
+                raise ValueError(
+                    f"{where} names model {name!r}, which is not under `models:` "
+                    f"(known: {', '.join(sorted(self.models))})"
+                )
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=110)
+
+    def content_hash(self) -> str:
+        """A hash of every setting: two runs with the same hash were asked for the same thing."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader that reads `5e-6` as a float (YAML 1.2), not the string PyYAML's 1.1 rules give."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, origin: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Yaml12Loader)
+    except yaml.YAMLError as exc:
+        raise LimoError(f"{origin}: not valid YAML: {' '.join(str(exc).split())}") from exc
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A preset name (`tiny`, `limo-32b`) or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise LimoError(f"config file {name_or_path} does not exist")
+        return path
+    preset = PRESET_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    raise LimoError(f"unknown config {name_or_path!r}: not a file, and not a preset ({', '.join(preset_names())})")
+
+
+def _read_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML config, following `extends: <preset or path>` (deep merge, this file wins)."""
+    if path.resolve() in seen:
+        raise LimoError(f"{path}: `extends` loops back to itself")
+    data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LimoError(f"{path}: a config must be a YAML mapping, got {type(data).__name__}")
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str):
+        raise LimoError(f"{path}: `extends` must name a preset or a file")
+    base_path = resolve_config_path(
+        base_name if Path(base_name).is_absolute() or base_name in preset_names() else str(path.parent / base_name)
+    )
+    return deep_merge(_read_tree(base_path, (*seen, path.resolve())), data)
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """`a.b.c=value` strings -> a nested dict; values are YAML (so `4`, `0.6`, `5e-6`, `[1, 3]`, `null`)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+            raise LimoError(f"--set {item!r}: expected key.path=value")
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise LimoError(f"--set {item!r}: {part} was already set to a value")
+        node[parts[-1]] = parse_yaml(raw, f"--set {key}")
+    return tree
+
+
+def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> RunConfig:
+    """Load a preset or YAML file, apply `--set` overrides, validate strictly."""
+    path = resolve_config_path(name_or_path)
+    tree = _read_tree(path)
+    override_tree = parse_overrides(overrides)
+    return validate_config(deep_merge(tree, override_tree), origin=str(path), override_tree=override_tree)
+
+
+def validate_config(tree: Mapping[str, Any], origin: str, override_tree: Mapping[str, Any] | None = None) -> RunConfig:
+    try:
+        return RunConfig.model_validate(dict(tree))
+    except ValidationError as exc:
+        raise LimoError(_explain(exc, origin, override_tree or {})) from None
+
+
+def _explain(exc: ValidationError, origin: str, override_tree: Mapping[str, Any]) -> str:
+    """One line per problem, each naming the key and where it was set (file or --set)."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        where = "--set" if _in_tree(override_tree, err["loc"]) else origin
+        if err["type"] == "extra_forbidden":
+            hint = _did_you_mean(loc)
+            lines.append(f"{where}: unknown key `{key}`{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"{where}: missing required key `{key}`")
+        else:
+            got = err.get("input")
+            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: `{key}` = {shown}: {message}")
+    return "; ".join(lines)
+
+
+def _in_tree(tree: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
+    node: Any = tree
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return bool(loc)
+
+
+def _did_you_mean(loc: list[str]) -> str:
+    """Suggest the closest known key at the same level, walking the model tree along `loc`."""
+    model: Any = RunConfig
+    parts = iter(loc[:-1])
+    for part in parts:
+        field = model.model_fields.get(part)
+        if field is None:
+            return ""
+        if get_origin(field.annotation) is dict:
+            next(parts, None)  # skip the dict's own key, e.g. the model name under `models:`
+        model = _model_type(field.annotation)
+        if model is None:
+            return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _model_type(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_type(arg)
+        if found is not None:
+            return found
+    return None

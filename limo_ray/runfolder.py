@@ -1,0 +1,132 @@
+"""The run folder: atomic writes, the resolved config, and the manifests that say a stage is complete.
+
+A file is written to a temporary name in its folder and renamed into place, so a reader never sees half of
+it, and a killed run leaves either the old file or the new one. A stage is complete only when its
+`manifest.json` says `complete: true`; the manifest also records what produced the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from limo_ray import __version__
+from limo_ray.config import RunConfig, parse_yaml, validate_config
+from limo_ray.errors import LimoError
+
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "manifest.json"
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Write to `path` atomically: a temp file in the same folder, fsync, then rename over `path`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    with atomic_open(path) as handle:
+        handle.write(text.encode("utf-8"))
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
+    with atomic_open(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+    return Path(path)
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    return Path("runs") / config.name
+
+
+def write_resolved_config(config: RunConfig, run_dir: str | os.PathLike[str]) -> Path:
+    """Store the resolved config in the run folder; refuse to mix two different configs in one folder."""
+    path = Path(run_dir) / CONFIG_FILE
+    if path.is_file():
+        existing = read_resolved_config(run_dir)
+        if existing.content_hash() != config.content_hash():
+            raise LimoError(
+                f"{path} holds a different config (hash {existing.content_hash()} vs {config.content_hash()}): "
+                "use a new --run-dir, or the same config and overrides as before"
+            )
+        return path
+    return write_text_atomic(path, config.to_yaml())
+
+
+def read_resolved_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    return validate_config(parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}, origin=str(path))
+
+
+@dataclass
+class Manifest:
+    """What a stage produced and from what; `complete` is written last, by the stage itself."""
+
+    stage: str
+    inputs: list[str]
+    rows_in: int
+    rows_out: int
+    rows_rejected: int
+    config_hash: str
+    seconds: float
+    complete: bool
+    produced_by: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, folder: str | os.PathLike[str]) -> Path:
+        return write_json_atomic(Path(folder) / MANIFEST_FILE, asdict(self))
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike[str]) -> Manifest | None:
+        path = Path(folder) / MANIFEST_FILE
+        if not path.is_file():
+            return None
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise LimoError(f"{path} is not a limo-ray manifest ({exc}): delete the folder to redo the stage") from exc
+
+
+def is_complete(folder: str | os.PathLike[str], config_hash: str | None = None) -> bool:
+    manifest = Manifest.read(folder)
+    if manifest is None or not manifest.complete:
+        return False
+    return config_hash is None or manifest.config_hash == config_hash
+
+
+def provenance() -> dict[str, str]:
+    """Who produced an output: versions, host, command and time (never environment variables: they hold secrets)."""
+    return {
+        "limo_ray": __version__,
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+        "command": " ".join(Path(sys.argv[0]).name if i == 0 else a for i, a in enumerate(sys.argv)),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
