@@ -29,8 +29,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration" --timeout=600
 
 lint: install
-	$(BIN)/ruff check limo_ray tests bench jobs
-	$(BIN)/ruff format --check limo_ray tests bench jobs
+	$(BIN)/ruff check limo_ray tests bench
+	$(BIN)/ruff format --check limo_ray tests bench
 
 demo: install
 	@echo "make demo: the end-to-end demo (limo run --config tiny: curate -> train -> serve/eval on the toy world)"

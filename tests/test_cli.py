@@ -1,0 +1,80 @@
+"""The `limo` command: help that reads well, one-line errors with non-zero exit, grade and config commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LIMO = [sys.executable, "-m", "limo_ray.cli"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*LIMO, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_help_lists_the_commands() -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    for word in ("config", "grade", "benchmarks", "--config", "--set"):
+        assert word in out.stdout
+    grade_help = run("grade", "--help")
+    assert grade_help.returncode == 0
+    for word in ("--input", "--response-field", "--answer-field", "--output", "rejected"):
+        assert word in grade_help.stdout
+
+
+def test_config_validate_rejects_misspelt_key_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("extends: tiny\ntrian:\n  epochs: 3\n")
+    out = run("config", "validate", "--config", str(path))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "unknown key `trian`" in out.stderr and "did you mean `train`" in out.stderr and str(path) in out.stderr
+
+
+def test_config_validate_rejects_wrong_type_naming_the_key() -> None:
+    out = run("config", "validate", "--config", "tiny", "--set", "curate.strong.samples=many")
+    assert out.returncode == 2 and "curate.strong.samples" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_config_show_prints_resolved_yaml_with_overrides() -> None:
+    out = run("config", "show", "--config", "limo-32b", "--set", "train.epochs=3")
+    assert out.returncode == 0 and "epochs: 3" in out.stdout and "Qwen/Qwen2.5-32B-Instruct" in out.stdout
+
+
+def test_grade_writes_verdicts_and_quarantines_bad_lines(tmp_path: Path) -> None:
+    src = tmp_path / "responses.jsonl"
+    src.write_text(
+        "\n".join(
+            [
+                json.dumps({"out": "so \\boxed{42}", "gold": "42"}),
+                json.dumps({"out": "so \\boxed{41}", "gold": 42}),
+                "{broken json",
+                json.dumps({"out": "\\boxed{1}"}),
+                json.dumps({"out": "The answer is $\\frac{1}{2}$.", "gold": "0.5"}),
+            ]
+        )
+        + "\n"
+    )
+    out = run("grade", "--input", str(src), "--response-field", "out", "--answer-field", "gold")
+    assert out.returncode == 0, out.stderr
+    assert "graded 3 records: 2 correct" in out.stdout and "2 rejected" in out.stdout
+    graded = [json.loads(line) for line in (tmp_path / "responses.graded.jsonl").read_text().splitlines()]
+    assert [g["correct"] for g in graded] == [True, False, True]
+    assert [g["extracted"] for g in graded] == ["42", "41", "\\frac{1}{2}"]
+    rejected = [json.loads(line) for line in (tmp_path / "responses.graded.rejected.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejected] == [3, 4]
+    assert "not valid JSON" in rejected[0]["reason"] and "'gold'" in rejected[1]["reason"]
+
+
+def test_grade_missing_input_is_one_line_error(tmp_path: Path) -> None:
+    out = run("grade", "--input", str(tmp_path / "nope.jsonl"))
+    assert out.returncode == 2 and out.stderr.strip().startswith("limo: error:") and "nope.jsonl" in out.stderr
+
+
+def test_benchmarks_list_shows_paper_decoding() -> None:
+    out = run("benchmarks", "list")
+    assert out.returncode == 0
+    assert "aime24" in out.stdout and "4 samples at T=0.6" in out.stdout and "57.1" in out.stdout
