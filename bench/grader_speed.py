@@ -60,7 +60,8 @@ def main() -> None:
         ours.append(rate_a)
         theirs.append(rate_b)
         print(
-            f"pair {i + 1}: project {rate_a:8.0f}/s ({correct_a} correct)   math-verify {rate_b:6.1f}/s ({correct_b} correct)"
+            f"pair {i + 1}: project {rate_a:8.0f}/s ({correct_a} correct)   "
+            f"math-verify {rate_b:6.1f}/s ({correct_b} correct)"
         )
     x, y = statistics.median(ours), statistics.median(theirs)
     print(f"grader verdicts-per-second: {x:.0f}, plain math-verify: {y:.1f}, ratio: {x / y:.1f}")

@@ -107,7 +107,7 @@ def test_cross_field_rules_are_checked() -> None:
 
 
 def test_bad_override_syntax_and_unknown_preset() -> None:
-    with pytest.raises(LimoError, match="expected key.path=value"):
+    with pytest.raises(LimoError, match=r"expected key\.path=value"):
         parse_overrides(["train.epochs"])
     with pytest.raises(LimoError, match="unknown config 'tinyy'"):
         load_config("tinyy")
