@@ -83,7 +83,7 @@ class PoolConfig(StrictModel):
 class DedupConfig(StrictModel):
     exact: bool = True
     near: bool = True
-    minhash_threshold: float = Field(default=0.8, gt=0, le=1)
+    minhash_threshold: float = Field(default=0.7, gt=0, le=1)
     num_perm: int = Field(default=128, gt=0)
     shingle_size: int = Field(default=5, gt=0)
 
@@ -92,6 +92,12 @@ class DecontaminateConfig(StrictModel):
     ngram_sizes: list[int] = Field(default_factory=lambda: [8, 13])
     # "all" = every registered benchmark whose data is present.
     benchmarks: list[str] | Literal["all"] = "all"
+    # An n-gram found in more texts than this (benchmark items and pool problems together) is boilerplate
+    # ("express your answer as a common fraction"), not evidence of a copied problem, and is ignored.
+    max_ngram_items: int = Field(default=5, gt=0)
+    # A problem overlaps a benchmark item when their shared n-grams are at least this fraction of the smaller
+    # text's n-grams: a verbatim copy is 1.0; a shared turn of phrase is far below.
+    min_overlap: float = Field(default=0.5, gt=0, le=1)
 
 
 class WeakFilterConfig(StrictModel):

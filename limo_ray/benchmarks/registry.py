@@ -8,7 +8,7 @@ YAML file of entries in the same schema (`benchmarks.registry_files` in the run 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +33,10 @@ class Benchmark(StrictModel):
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     paper: dict[str, float] = Field(default_factory=dict)
 
-    def resolve_path(self, data_root: str | None) -> str:
+    def resolve_path(self, data_root: str | None, resolve: Callable[[str], str] | None = None) -> str:
+        """The file to read: special paths (`toy:benchmark`) through `resolve`, relative ones under the root."""
+        if resolve is not None and ":" in self.path and "://" not in self.path:
+            return resolve(self.path)
         if "://" in self.path or Path(self.path).is_absolute():
             return self.path
         root = data_root or os.environ.get(DATA_ROOT_ENV)
@@ -78,16 +81,35 @@ class BenchmarkRegistry:
     def select(self, names: Iterable[str] | Literal["all"]) -> list[Benchmark]:
         return list(self._by_name.values()) if names == "all" else [self.get(n) for n in names]
 
-    def load(self, name: str, data_root: str | None = None) -> LoadedBenchmark:
+    def load(
+        self, name: str, data_root: str | None = None, resolve: Callable[[str], str] | None = None
+    ) -> LoadedBenchmark:
         """Read a benchmark's items as Problems; every row is kept or quarantined with a reason."""
         bench = self.get(name)
-        result = load_problems([bench.resolve_path(data_root)], fmt=bench.format)
+        result = load_problems([bench.resolve_path(data_root, resolve)], fmt=bench.format)
         if bench.items is not None and result.rows_in != bench.items:
             raise LimoError(
-                f"benchmark {name!r}: expected {bench.items} items in {bench.resolve_path(data_root)}, "
+                f"benchmark {name!r}: expected {bench.items} items in {bench.resolve_path(data_root, resolve)}, "
                 f"found {result.rows_in}: is it the same release the registry describes?"
             )
         return LoadedBenchmark(bench, result)
+
+    def available(
+        self, names: Iterable[str] | Literal["all"], data_root: str | None, resolve: Callable[[str], str] | None = None
+    ) -> tuple[list[Benchmark], list[str]]:
+        """(benchmarks whose data can be read, "name: why not" for the others)."""
+        present, missing = [], []
+        for bench in self.select(names):
+            try:
+                path = bench.resolve_path(data_root, resolve)
+            except LimoError as exc:
+                missing.append(f"{bench.name}: {exc}")
+                continue
+            if "://" in path or Path(path).is_file():
+                present.append(bench)
+            else:
+                missing.append(f"{bench.name}: {path} not found")
+        return present, missing
 
     def decoding_for(self, name: str, eval_config: EvalConfig | None = None) -> DecodingConfig:
         """The run's override for this benchmark if it has one, else the paper's decoding."""

@@ -21,7 +21,7 @@ from limo_ray.engine.spec import EngineSpec
 if TYPE_CHECKING:
     import ray.data
 
-OUTPUT_COLUMNS = ("completions", "completion_tokens", "finish_reasons", "prompt_tokens", "engine_ready_at")
+OUTPUT_COLUMNS = ("completions", "completion_tokens", "finish_reasons", "prompt_tokens", "error", "engine_ready_at")
 
 
 def chat_messages(problem: str, system_prompt: str | None) -> list[dict[str, str]]:
@@ -60,14 +60,37 @@ class VLLMStage:
             prompts = [self.prompt_for(str(p)) for p in batch["problem"]]
         counts = [int(n) for n in batch["n"]] if "n" in batch else [int(self.sampling.get("n", 1))] * size
         params = [SamplingParams(**{**self.sampling, "n": n}) for n in counts]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs, errors = self._generate(prompts, params)
         out: dict[str, Any] = {key: _as_list(values) for key, values in batch.items()}
-        out["completions"] = [[c.text for c in o.outputs] for o in outputs]
-        out["completion_tokens"] = [[len(c.token_ids) for c in o.outputs] for o in outputs]
-        out["finish_reasons"] = [[str(c.finish_reason) for c in o.outputs] for o in outputs]
-        out["prompt_tokens"] = [len(o.prompt_token_ids or []) for o in outputs]
+        out["completions"] = [[c.text for c in o.outputs] if o else [] for o in outputs]
+        out["completion_tokens"] = [[len(c.token_ids) for c in o.outputs] if o else [] for o in outputs]
+        out["finish_reasons"] = [[str(c.finish_reason) for c in o.outputs] if o else [] for o in outputs]
+        out["prompt_tokens"] = [len(o.prompt_token_ids or []) if o else 0 for o in outputs]
+        out["error"] = errors
         out["engine_ready_at"] = [self.ready_at] * size
         return out
+
+    def _generate(self, prompts: list[str], params: list[Any]) -> tuple[list[Any], list[str | None]]:
+        """Generate a batch; if it fails, retry row by row so one poisoned prompt fails alone.
+
+        When every row fails on its own too, the engine itself is broken: raise, so Ray restarts the actor
+        and retries the batch, rather than recording a whole batch as failed rows.
+        """
+        try:
+            return self.llm.generate(prompts, params, use_tqdm=False), [None] * len(prompts)
+        except Exception as batch_error:
+            outputs: list[Any] = []
+            errors: list[str | None] = []
+            for prompt, param in zip(prompts, params, strict=True):
+                try:
+                    outputs.append(self.llm.generate([prompt], [param], use_tqdm=False)[0])
+                    errors.append(None)
+                except Exception as row_error:
+                    outputs.append(None)
+                    errors.append(f"{type(row_error).__name__}: {row_error}"[:500])
+            if all(e is not None for e in errors):
+                raise batch_error
+            return outputs, errors
 
 
 def _as_list(values: Any) -> list[Any]:

@@ -1,0 +1,49 @@
+"""The curation pipeline: an ordered list of stages, each skipped when complete, stoppable after any stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from limo_ray.curate.context import CurateContext
+from limo_ray.curate.decontaminate import Decontaminate
+from limo_ray.curate.dedup import Dedup
+from limo_ray.curate.ingest import Ingest
+from limo_ray.curate.ledger import rebuild_ledger
+from limo_ray.curate.stage import Stage, StageOutcome, run_stage
+from limo_ray.errors import LimoError
+from limo_ray.records import Problem
+from limo_ray.runfolder import write_resolved_config
+
+
+def default_stages() -> list[Stage]:
+    from limo_ray.curate.filters import StrongFilter, WeakFilter
+
+    return [Ingest(), Dedup(), Decontaminate(), WeakFilter(), StrongFilter()]
+
+
+def stage_names(stages: Sequence[Stage] | None = None) -> list[str]:
+    return [s.name for s in (stages if stages is not None else default_stages())]
+
+
+def run_curation(
+    ctx: CurateContext, until: str | None = None, stages: Sequence[Stage] | None = None
+) -> list[StageOutcome]:
+    """Run the stages in order (skipping complete ones) up to and including `until`."""
+    stages = list(stages if stages is not None else default_stages())
+    names = [s.name for s in stages]
+    if until is not None and until not in names:
+        raise LimoError(f"--until {until!r} is not a curation stage (stages: {', '.join(names)})")
+    write_resolved_config(ctx.config, ctx.run_dir)
+    outcomes: list[StageOutcome] = []
+    problems: list[Problem] = []
+    upstream = ctx.config.name
+    for stage in stages:
+        outcome = run_stage(ctx, stage, problems, upstream)
+        if not outcome.skipped:
+            rebuild_ledger(ctx.curate_dir, names)
+        outcomes.append(outcome)
+        problems, upstream = outcome.kept, outcome.config_hash
+        if stage.name == until:
+            break
+    rebuild_ledger(ctx.curate_dir, names)
+    return outcomes
