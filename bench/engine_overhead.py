@@ -52,7 +52,8 @@ def bare_round(model: str, prompts_file: str) -> dict[str, float]:
 
     spec = EngineSpec(name="weak", model=model, max_model_len=512, device="cpu")
     os.environ.update(spec.env())
-    prompts = json.loads(open(prompts_file).read())
+    with open(prompts_file) as handle:
+        prompts = json.load(handle)
     llm = LLM(**spec.llm_kwargs())
     start = time.time()
     outputs = llm.generate(prompts, SamplingParams(**SAMPLING), use_tqdm=False)

@@ -7,12 +7,14 @@ ignored (`max_ngram_items`); pool problems are counted only for n-grams some ben
 stays bounded by the benchmarks' size. One shared phrase is not a copy: a problem overlaps an item when the
 n-grams they share are at least `min_overlap` of the smaller one's n-grams (the overlap coefficient), so a
 verbatim copy (1.0), a copy inside a longer text, or a lightly edited copy is caught, and a problem that only
-shares a turn of phrase with a benchmark item is not. A problem shorter than n words overlaps only if its whole text is a benchmark
-item's. Every removal goes to `curate/decontamination.jsonl` with the benchmark item and the shared n-gram.
+shares a turn of phrase with a benchmark item is not. A problem shorter than n words overlaps only if its
+whole text is a benchmark item's. Every removal goes to `curate/decontamination.jsonl` with the benchmark item and the shared n-gram.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,9 +23,6 @@ from typing import Any
 from limo_ray.benchmarks import BenchmarkRegistry
 from limo_ray.config import RunConfig
 from limo_ray.curate.context import CurateContext
-import re
-import unicodedata
-
 from limo_ray.curate.stage import Decision, Stage, StageResult
 from limo_ray.records import Problem
 from limo_ray.runfolder import write_jsonl_atomic

@@ -40,7 +40,8 @@ DISTINCT = [
 def test_planted_near_duplicates_are_removed_and_distinct_problems_kept(tmp_path: Path) -> None:
     planted = [
         # reworded a little
-        "Let $f(x) = 3x^2 - 5x + 2$. Determine the sum of the roots of $f(x) = 0$, and express it as a common fraction.",
+        "Let $f(x) = 3x^2 - 5x + 2$. Determine the sum of the roots of $f(x) = 0$, "
+        "and express it as a common fraction.",
         # extra whitespace and line breaks
         "A bag  contains 5 red marbles\n and 7 blue   marbles. Two marbles are drawn without replacement.\n"
         "What is the probability that both are red?",
