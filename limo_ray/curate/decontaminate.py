@@ -1,6 +1,6 @@
 """decontaminate: drop pool problems that overlap an evaluation set, and say which item each overlaps.
 
-Overlap is word n-grams (8 and 13 by default) of the normalised text, against every registered benchmark
+Overlap is n-grams (8 and 13 by default) of the words, numbers and math symbols of a text, against
 whose data is present. An n-gram found in many texts (benchmark items and pool problems together) is
 boilerplate ("where m and n are relatively prime positive integers, find"), not a copied problem, and is
 ignored (`max_ngram_items`); pool problems are counted only for n-grams some benchmark item has, so memory
@@ -8,7 +8,8 @@ stays bounded by the benchmarks' size. One shared phrase is not a copy: a proble
 n-grams they share are at least `min_overlap` of the smaller one's n-grams (the overlap coefficient), so a
 verbatim copy (1.0), a copy inside a longer text, or a lightly edited copy is caught, and a problem that only
 shares a turn of phrase with a benchmark item is not. A problem shorter than n words overlaps only if its
-whole text is a benchmark item's. Every removal goes to `curate/decontamination.jsonl` with the benchmark item and the shared n-gram.
+whole text is a benchmark item's. Every removal goes to `curate/decontamination.jsonl` with the benchmark
+item and a shared n-gram.
 """
 
 from __future__ import annotations
