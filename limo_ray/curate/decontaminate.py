@@ -1,7 +1,7 @@
 """decontaminate: drop pool problems that overlap an evaluation set, and say which item each overlaps.
 
-Overlap is n-grams (8 and 13 by default) of the words, numbers and math symbols of a text, against
-whose data is present. An n-gram found in many texts (benchmark items and pool problems together) is
+Overlap is n-grams (8 and 13 by default) of the words, numbers and math symbols of a text, against every
+registered benchmark whose data is present. An n-gram found in many texts (benchmark items and pool problems) is
 boilerplate ("where m and n are relatively prime positive integers, find"), not a copied problem, and is
 ignored (`max_ngram_items`); pool problems are counted only for n-grams some benchmark item has, so memory
 stays bounded by the benchmarks' size. One shared phrase is not a copy: a problem overlaps an item when the
