@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -45,8 +46,32 @@ SetOption = Annotated[
 ]
 
 
+RunDirOption = Annotated[
+    Path | None, typer.Option("--run-dir", help="Run folder [runs/<config name>]; re-running resumes it.")
+]
+
+
 def _load(config: str, overrides: list[str] | None) -> RunConfig:
     return load_config(config, overrides or [])
+
+
+def _run_dir(config: RunConfig, run_dir: Path | None) -> Path:
+    from limo_ray.runfolder import default_run_dir
+
+    return run_dir if run_dir is not None else default_run_dir(config)
+
+
+def _path_resolver(config: RunConfig) -> Callable[[str], str]:
+    """`toy:<name>` paths point into the toy world (built on first use); every other path is used as is."""
+
+    def resolve(path: str) -> str:
+        if path.startswith("toy:"):
+            from limo_ray.toy import resolve_toy_path
+
+            return resolve_toy_path(path, config.toy)
+        return path
+
+    return resolve
 
 
 @config_app.command("show")
@@ -60,6 +85,37 @@ def config_validate(config: ConfigOption = "tiny", overrides: SetOption = None) 
     """Check a config: unknown keys and wrong types are errors that name the key and the file."""
     resolved = _load(config, overrides)
     typer.echo(f"ok: config {resolved.name!r} is valid (hash {resolved.content_hash()})")
+
+
+@app.command("curate")
+def curate_command(
+    config: ConfigOption = "tiny",
+    overrides: SetOption = None,
+    run_dir: RunDirOption = None,
+    until: Annotated[
+        str | None, typer.Option(help="Stop after this stage (ingest, dedup, decontaminate, weak_filter, ...).")
+    ] = None,
+    pool: Annotated[
+        list[str] | None, typer.Option("--pool", help="Pool file/glob/URI, replaces curate.pool.sources (repeatable).")
+    ] = None,
+) -> None:
+    """Curate a pool: ingest, dedup, decontaminate, weak filter, strong filter (more stages to come).
+
+    Each stage writes curate/<stage>/ with a manifest; curate/ledger.parquet records every decision. Re-running
+    with the same run folder skips finished stages and draws only the samples that are missing.
+    """
+    from limo_ray.curate.context import CurateContext
+    from limo_ray.curate.pipeline import run_curation
+
+    extra = [f"curate.pool.sources={json.dumps(pool)}"] if pool else []
+    resolved = _load(config, [*(overrides or []), *extra])
+    folder = _run_dir(resolved, run_dir)
+    ctx = CurateContext(config=resolved, run_dir=folder, resolve_path=_path_resolver(resolved))
+    outcomes = run_curation(ctx, until=until)
+    last = outcomes[-1]
+    typer.echo(
+        f"curate: {last.name} complete, {len(last.kept)} problems kept; ledger: {ctx.curate_dir / 'ledger.parquet'}"
+    )
 
 
 @app.command("grade")
