@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from limo_ray.config import RunConfig
+from limo_ray.curate.metrics import CurateMetrics
 
 
 def _identity(path: str) -> str:
@@ -32,6 +34,10 @@ class CurateContext:
 
     def stage_dir(self, stage: str) -> Path:
         return self.curate_dir / stage
+
+    @cached_property
+    def metrics(self) -> CurateMetrics:
+        return CurateMetrics()
 
     @property
     def data_root(self) -> str | None:

@@ -140,6 +140,9 @@ class DifficultyFilter(Stage):
     ) -> int:
         import ray.data
 
+        from limo_ray.engine import init_ray
+
+        init_ray(ctx.config.cluster)
         answers = {p.id: p.answer for p in problems}
         grader = Grader()
         blocks = max(1, math.ceil(len(requests) / REQUEST_BATCH))
@@ -193,6 +196,14 @@ class DifficultyFilter(Stage):
                         }
                     )
             store.append(rows)
+            graded = [r for r in rows if r["error"] is None]
+            ctx.metrics.tokens(
+                self.name,
+                spec.name,
+                sum(r["num_tokens"] for r in graded),
+                sum(r["correct"] for r in graded),
+                len(graded),
+            )
             done += len(batch)
             elapsed = time.perf_counter() - start
             ctx.log(

@@ -134,6 +134,10 @@ def run_stage(ctx: CurateContext, stage: Stage, problems: Sequence[Problem], ups
         extra={"tokens": result.tokens, "dropped": rows_in - len(result.kept) - len(result.rejected), **result.facts},
     )
     manifest.write(folder)
+    ctx.metrics.rows(stage.name, "in", rows_in)
+    ctx.metrics.rows(stage.name, "kept", len(result.kept))
+    ctx.metrics.rows(stage.name, "dropped", manifest.extra["dropped"])
+    ctx.metrics.rows(stage.name, "rejected", len(result.rejected))
     ctx.log(
         f"[curate] {stage.name}: {rows_in} in -> {len(result.kept)} kept, "
         f"{manifest.extra['dropped']} dropped, {len(result.rejected)} rejected, "
