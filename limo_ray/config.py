@@ -165,6 +165,8 @@ class QualityWeights(StrictModel):
 
 class QualityConfig(StrictModel):
     weights: QualityWeights = Field(default_factory=QualityWeights)
+    # Words at which the length feature is full: R1-style chains run to thousands of words, toy chains to ~100.
+    reference_length: int = Field(default=4000, gt=1)
     judge_model: str | None = None
 
 
