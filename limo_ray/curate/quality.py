@@ -19,12 +19,53 @@ from dataclasses import dataclass
 
 from limo_ray.config import QualityWeights
 
-VERIFICATION = ("check", "checking", "verify", "verifying", "verified", "confirm", "confirms", "double-check",
-                "sanity", "substitute back", "plug back", "indeed", "correct")
-TENTATIVE = ("let me", "let's", "perhaps", "maybe", "might", "wait", "alternatively", "suppose", "what if", "hmm",
-             "i think", "try", "consider", "seems")
-CONNECTIVES = ("therefore", "thus", "hence", "so", "because", "since", "then", "consequently", "which means",
-               "it follows", "as a result", "first", "next", "finally")
+VERIFICATION = (
+    "check",
+    "checking",
+    "verify",
+    "verifying",
+    "verified",
+    "confirm",
+    "confirms",
+    "double-check",
+    "sanity",
+    "substitute back",
+    "plug back",
+    "indeed",
+    "correct",
+)
+TENTATIVE = (
+    "let me",
+    "let's",
+    "perhaps",
+    "maybe",
+    "might",
+    "wait",
+    "alternatively",
+    "suppose",
+    "what if",
+    "hmm",
+    "i think",
+    "try",
+    "consider",
+    "seems",
+)
+CONNECTIVES = (
+    "therefore",
+    "thus",
+    "hence",
+    "so",
+    "because",
+    "since",
+    "then",
+    "consequently",
+    "which means",
+    "it follows",
+    "as a result",
+    "first",
+    "next",
+    "finally",
+)
 
 # Per 100 words, the density at which a feature counts as fully present.
 SATURATION = {"verification": 0.5, "tentative": 1.0, "connectives": 2.0}

@@ -1,0 +1,156 @@
+"""Sample a model on problems through the engine layer, grade each sample, and store it at once.
+
+Shared by the difficulty filters and the chain generation: requests (problem, the attempt indices still
+missing) go to engine actors on Ray Data with `n = len(indices)` so the samples share one prefill; results are
+graded in the driver as they stream back and appended to the generation cache batch by batch, so an
+interrupted run loses at most the batches in flight.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from limo_ray.curate.context import CurateContext
+from limo_ray.curate.generations import GenerationStore, attempt_key
+from limo_ray.engine import EngineSpec, chat_messages, generate, init_ray
+from limo_ray.grading import Grader
+from limo_ray.records import Problem
+from limo_ray.runfolder import write_jsonl_atomic
+
+# Rows per Ray Data block / engine batch: small enough that finished work reaches the cache often.
+REQUEST_BATCH = 64
+
+
+def build_prompts(spec: EngineSpec, problems: Sequence[Problem]) -> dict[str, str]:
+    """Chat-templated prompts, built once in the driver: the same text keys the cache and goes to the engine."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        spec.tokenizer or spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+    )
+    return {
+        p.id: tokenizer.apply_chat_template(
+            chat_messages(p.problem, spec.system_prompt),
+            tokenize=False,
+            add_generation_prompt=True,
+            chat_template=spec.chat_template,
+        )
+        for p in problems
+    }
+
+
+def attempt_keys(
+    spec: EngineSpec, sampling: Mapping[str, Any], prompts: Mapping[str, str], count: int
+) -> dict[str, list[str]]:
+    return {
+        pid: [attempt_key(prompt, spec.model, sampling, spec.seed, i) for i in range(count)]
+        for pid, prompt in prompts.items()
+    }
+
+
+def engine_concurrency(ctx: CurateContext, spec: EngineSpec) -> int:
+    """Engine actors for a stage: as many as fit the cluster's GPUs (one on a CPU machine)."""
+    cluster = ctx.config.cluster
+    if spec.device == "cpu" or cluster.gpus_per_node == 0:
+        return 1
+    return max(1, (cluster.num_nodes * cluster.gpus_per_node) // spec.world_size)
+
+
+def log_requests(folder: Path, label: str, requests: Sequence[Mapping[str, Any]]) -> None:
+    """What was asked of the engine, per round: the audit trail that shows no finished sample is redrawn."""
+    rows = [{"problem_id": r["problem_id"], "attempt_indices": list(r["attempt_indices"])} for r in requests]
+    write_jsonl_atomic(folder / f"{label}-{time.time_ns()}.jsonl", rows)
+
+
+def sample_and_grade(
+    ctx: CurateContext,
+    stage: str,
+    spec: EngineSpec,
+    sampling: Mapping[str, Any],
+    requests: list[dict[str, Any]],
+    keys: Mapping[str, list[str]],
+    store: GenerationStore,
+    answers: Mapping[str, str],
+    round_number: int,
+) -> int:
+    """Draw every request's missing attempts, grade and store them; returns the tokens generated."""
+    import ray.data
+
+    init_ray(ctx.config.cluster)
+    grader = Grader()
+    blocks = max(1, math.ceil(len(requests) / REQUEST_BATCH))
+    ds = ray.data.from_items(requests, override_num_blocks=blocks)
+    out = generate(ds, spec, dict(sampling), concurrency=engine_concurrency(ctx, spec), batch_size=REQUEST_BATCH)
+    tokens = done = 0
+    start = time.perf_counter()
+    for batch in out.iter_batches(batch_size=None, batch_format="pandas"):
+        rows = []
+        for record in batch.to_dict("records"):
+            rows += _graded_rows(record, keys, answers, grader, spec.name, round_number)
+        store.append(rows)
+        graded = [r for r in rows if r["error"] is None]
+        batch_tokens = sum(r["num_tokens"] for r in graded)
+        tokens += batch_tokens
+        ctx.metrics.tokens(stage, spec.name, batch_tokens, sum(r["correct"] for r in graded), len(graded))
+        done += len(batch)
+        elapsed = time.perf_counter() - start
+        ctx.log(
+            f"[curate] {stage}: {done}/{len(requests)} requests, {tokens} tokens, "
+            f"{tokens / max(elapsed, 1e-9):.0f} tok/s"
+        )
+    return tokens
+
+
+def _graded_rows(
+    record: Mapping[str, Any],
+    keys: Mapping[str, list[str]],
+    answers: Mapping[str, str],
+    grader: Grader,
+    model: str,
+    round_number: int,
+) -> list[dict[str, Any]]:
+    pid = record["problem_id"]
+    completions = list(record["completions"])
+    counts = list(record["completion_tokens"])
+    reasons = list(record["finish_reasons"])
+    rows = []
+    for j, index in enumerate(record["attempt_indices"]):
+        row: dict[str, Any] = {
+            "key": keys[pid][int(index)],
+            "problem_id": pid,
+            "attempt_index": int(index),
+            "round": round_number,
+            "model": model,
+        }
+        if record["error"] or j >= len(completions):
+            rows.append(
+                {
+                    **row,
+                    "response": "",
+                    "num_tokens": 0,
+                    "finish_reason": None,
+                    "correct": False,
+                    "extracted": None,
+                    "grade_reason": None,
+                    "error": record["error"] or "engine returned fewer samples than asked",
+                }
+            )
+            continue
+        verdict = grader.grade(completions[j], answers[pid])
+        rows.append(
+            {
+                **row,
+                "response": completions[j],
+                "num_tokens": int(counts[j]),
+                "finish_reason": reasons[j],
+                "correct": verdict.correct,
+                "extracted": verdict.extracted,
+                "grade_reason": verdict.reason,
+                "error": None,
+            }
+        )
+    return rows
