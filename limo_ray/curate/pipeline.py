@@ -16,9 +16,25 @@ from limo_ray.runfolder import write_resolved_config
 
 
 def default_stages() -> list[Stage]:
+    from limo_ray.curate.balance import Balance
+    from limo_ray.curate.chains import Chains
+    from limo_ray.curate.export import Export
     from limo_ray.curate.filters import StrongFilter, WeakFilter
+    from limo_ray.curate.quality_stage import Quality
+    from limo_ray.curate.select import Select
 
-    return [Ingest(), Dedup(), Decontaminate(), WeakFilter(), StrongFilter()]
+    return [
+        Ingest(),
+        Dedup(),
+        Decontaminate(),
+        WeakFilter(),
+        StrongFilter(),
+        Balance(),
+        Chains(),
+        Quality(),
+        Select(),
+        Export(),
+    ]
 
 
 def stage_names(stages: Sequence[Stage] | None = None) -> list[str]:

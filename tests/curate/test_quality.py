@@ -16,8 +16,9 @@ def test_rule_score_tracks_toy_chain_levels_with_spearman_at_least_0_8(report) -
     for i, problem in enumerate(generate_toy_problems(300, seed=7)):
         for level in range(1, 6):
             levels.append(level)
-            scores.append(score_chain(reference_chain(problem, level, i), quality.weights,
-                                      quality.reference_length).score)
+            scores.append(
+                score_chain(reference_chain(problem, level, i), quality.weights, quality.reference_length).score
+            )
     rho = spearmanr(levels, scores).statistic
     report(f"quality: Spearman(rule score, generated level) = {rho:.3f} over {len(levels)} toy chains")
     assert rho >= 0.8

@@ -1,0 +1,86 @@
+"""export: the selected problems with their chosen chains as the LIMO-format dataset, and the data card.
+
+`curate/dataset.jsonl` and `curate/dataset.parquet` hold one `Sample` per problem (`id, system, problem,
+response, answer, provenance`); `provenance` carries the ledger's facts (source row, weak/strong attempts and
+successes, the chosen chain's model, score and level). `datasets.load_dataset("json", data_files=...)` reads
+the jsonl. The data card (`curate/README.md` + plots) is written beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from limo_ray.config import RunConfig
+from limo_ray.curate.card import write_card
+from limo_ray.curate.context import CurateContext
+from limo_ray.curate.quality_stage import Quality, read_scored_chains
+from limo_ray.curate.select import SELECTED_FILE, Select
+from limo_ray.curate.stage import Decision, Stage, StageResult, read_decisions
+from limo_ray.records import Problem, Sample
+from limo_ray.runfolder import atomic_open, write_jsonl_atomic
+
+DATASET_JSONL = "dataset.jsonl"
+DATASET_PARQUET = "dataset.parquet"
+
+
+class Export(Stage):
+    name = "export"
+
+    def config_view(self, config: RunConfig) -> dict[str, Any]:
+        return {"system": config.prompt.system}
+
+    def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
+        selected = json.loads((ctx.stage_dir(Select.name) / SELECTED_FILE).read_text())
+        responses = {
+            (r["problem_id"], r["model"], r["attempt_index"]): r["response"]
+            for r in read_scored_chains(ctx.stage_dir(Quality.name))
+        }
+        facts = {stage: _facts_by_problem(ctx, stage) for stage in ("weak_filter", "strong_filter")}
+        samples = []
+        for p in problems:
+            chain = selected[p.id]
+            response = responses[(p.id, chain["model"], chain["attempt_index"])]
+            provenance = {
+                "source": p.source,
+                "source_line": p.source_line,
+                "source_id": p.metadata.get("original_id", p.id),
+                "domain": p.domain,
+                "difficulty": p.difficulty,
+                "weak": _attempt_summary(facts["weak_filter"].get(p.id)),
+                "strong": _attempt_summary(facts["strong_filter"].get(p.id)),
+                "chain": {k: chain[k] for k in ("model", "attempt_index", "score", "level", "num_tokens", "words")},
+            }
+            samples.append(
+                Sample(
+                    id=p.id,
+                    system=ctx.config.prompt.system,
+                    problem=p.problem,
+                    response=response,
+                    answer=p.answer,
+                    provenance=provenance,
+                )
+            )
+        rows = [s.to_row() for s in samples]
+        write_jsonl_atomic(ctx.curate_dir / DATASET_JSONL, rows)
+        table = pa.Table.from_pylist([{**r, "provenance": json.dumps(r["provenance"])} for r in rows])
+        with atomic_open(ctx.curate_dir / DATASET_PARQUET) as handle:
+            pq.write_table(table, handle)
+        decisions = [Decision(s.id, "kept", "exported") for s in samples]
+        write_card(ctx, samples)
+        return StageResult(list(problems), decisions, facts={"samples": len(samples)})
+
+
+def _facts_by_problem(ctx: CurateContext, stage: str) -> dict[str, dict[str, Any]]:
+    path = ctx.stage_dir(stage) / "decisions.parquet"
+    return {d["problem_id"]: d["facts"] for d in read_decisions(path)} if path.is_file() else {}
+
+
+def _attempt_summary(facts: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not facts:
+        return None
+    return {"model": facts.get("model"), "attempts": facts.get("attempts"), "successes": facts.get("successes")}
