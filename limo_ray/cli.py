@@ -118,6 +118,38 @@ def curate_command(
     )
 
 
+@app.command("plan")
+def plan_command(
+    config: ConfigOption = "limo-32b",
+    overrides: SetOption = None,
+    pool_size: Annotated[int | None, typer.Option(help="Problems in the pool [100,000, or the toy pool].")] = None,
+    assume: Annotated[
+        list[str] | None,
+        typer.Option("--assume", help="Override a planning assumption: --assume strong_survival=0.05 (repeatable)."),
+    ] = None,
+) -> None:
+    """Print what a run will ask of the cluster: GPUs and actors per stage, tokens, memory, wall time, cost.
+
+    Refuses impossible plans (a model that does not fit its tensor-parallel group, training that does not fit
+    GPU memory) with the numbers. Every assumption is printed with the plan and can be overridden.
+    """
+    from dataclasses import fields, replace
+
+    from limo_ray.config import parse_yaml
+    from limo_ray.plan import DEFAULT_POOL_SIZE, Assumptions, format_plan, make_plan
+
+    resolved = _load(config, overrides)
+    known = {f.name for f in fields(Assumptions)}
+    changes = {}
+    for item in assume or []:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in known:
+            raise LimoError(f"--assume {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+        changes[key] = parse_yaml(raw, f"--assume {key}")
+    assumptions = replace(Assumptions(), **changes)
+    typer.echo(format_plan(make_plan(resolved, assumptions, pool_size=pool_size or DEFAULT_POOL_SIZE)))
+
+
 @app.command("grade")
 def grade_command(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="A JSONL file, one record per line.")],

@@ -78,3 +78,13 @@ def test_benchmarks_list_shows_paper_decoding() -> None:
     out = run("benchmarks", "list")
     assert out.returncode == 0
     assert "aime24" in out.stdout and "4 samples at T=0.6" in out.stdout and "57.1" in out.stdout
+
+
+def test_plan_prints_the_limo_32b_plan_and_refuses_an_impossible_cluster() -> None:
+    out = run("plan", "--config", "limo-32b", "--assume", "strong_survival=0.05")
+    assert out.returncode == 0, out.stderr
+    assert "curate.strong" in out.stdout and "train" in out.stdout and "total" in out.stdout
+    refused = run("plan", "--config", "limo-32b", "--set", "cluster.num_nodes=1", "--set", "cluster.gpus_per_node=1")
+    assert refused.returncode == 2 and "tensor_parallel_size" in refused.stderr
+    bad = run("plan", "--config", "limo-32b", "--assume", "nonsense=1")
+    assert bad.returncode == 2 and "--assume" in bad.stderr
