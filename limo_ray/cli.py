@@ -150,6 +150,35 @@ def plan_command(
     typer.echo(format_plan(make_plan(resolved, assumptions, pool_size=pool_size or DEFAULT_POOL_SIZE)))
 
 
+@app.command("submit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def submit_command(
+    ctx: typer.Context,
+    stage: Annotated[str, typer.Argument(help="curate, train, eval or run (the whole job).")],
+    address: Annotated[str, typer.Option(help="Ray job API, e.g. http://127.0.0.1:8265 (port-forwarded).")],
+    config: ConfigOption = "limo-32b",
+    overrides: SetOption = None,
+    run_dir: RunDirOption = None,
+    working_dir: Annotated[Path, typer.Option(help="The limo-ray checkout to ship with the job.")] = Path("."),
+    submission_id: Annotated[str | None, typer.Option(help="Job id [limo-STAGE-CONFIG-TIME].")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Stream logs; exit with the job's status.")] = False,
+) -> None:
+    """Submit a stage as a Ray job; extra options after the known ones go to the stage (e.g. --until dedup)."""
+    from limo_ray import submit as jobs
+
+    resolved = _load(config, overrides)
+    stage_args = ["--config", config, *[a for o in overrides or [] for a in ("--set", o)]]
+    if run_dir is not None:
+        stage_args += ["--run-dir", str(run_dir)]
+    submission = jobs.build_submission(resolved, stage, [*stage_args, *ctx.args], working_dir.resolve(), submission_id)
+    job_id = jobs.submit(address, submission)
+    typer.echo(f"submitted {job_id}: {submission.entrypoint}")
+    if follow:
+        status = jobs.follow(address, job_id, typer.echo)
+        typer.echo(f"job {job_id} {status}")
+        if status != "SUCCEEDED":
+            raise typer.Exit(1)
+
+
 @app.command("grade")
 def grade_command(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="A JSONL file, one record per line.")],
@@ -210,7 +239,8 @@ def benchmarks_paper(config: ConfigOption = "tiny", overrides: SetOption = None)
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
-        app(args=argv, prog_name="limo", standalone_mode=False)
+        # Without standalone mode click returns a command's exit code (typer.Exit) instead of exiting.
+        result = app(args=argv, prog_name="limo", standalone_mode=False)
     except LimoError as exc:
         typer.echo(f"limo: error: {exc}", err=True)
         return 2
@@ -226,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
