@@ -32,7 +32,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 CRD_DIR = SHARED_DATA / "kuberay-crds"
 CLUSTER = REPO / "cluster"
 
-# The jobs/ entry points (written by the jobs issue); a RayJob must run one of them.
+# The jobs/ entry points; a RayJob must run one of them.
 JOB_SCRIPTS = {"jobs/curate.py", "jobs/train.py", "jobs/eval.py", "jobs/pipeline.py"}
 SHARED_MOUNT = "/mnt/limo"
 SHARED_CLAIM = "limo-shared"
@@ -232,9 +232,7 @@ def test_rayjob_entrypoint_runs_a_jobs_script(stage: str) -> None:
     script = argv[1]
     assert script in JOB_SCRIPTS
     assert script == f"jobs/{stage}.py"
-    # The jobs/ scripts land with their own issue; once they exist, the file must be there.
-    if (REPO / "jobs").is_dir():
-        assert (REPO / script).is_file(), f"{script} is named by the RayJob but missing"
+    assert (REPO / script).is_file(), f"{script} is named by the RayJob but missing"
     assert argv[argv.index("--config") + 1] == "limo-32b"
     assert argv[argv.index("--run-dir") + 1].startswith(SHARED_MOUNT + "/")
     for i, arg in enumerate(argv):
