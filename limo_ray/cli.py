@@ -36,6 +36,10 @@ config_app = typer.Typer(
 benchmarks_app = typer.Typer(help="The registry of evaluation sets.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(benchmarks_app, name="benchmarks")
+toy_app = typer.Typer(
+    help="The built-in toy world: generated problems and tiny models trained on CPU.", no_args_is_help=True
+)
+app.add_typer(toy_app, name="toy")
 
 ConfigOption = Annotated[
     str, typer.Option("--config", "-c", help="Preset name (tiny, limo-32b) or path to a YAML config.")
@@ -177,6 +181,29 @@ def submit_command(
         typer.echo(f"job {job_id} {status}")
         if status != "SUCCEEDED":
             raise typer.Exit(1)
+
+
+@toy_app.command("build")
+def toy_build(
+    config: ConfigOption = "tiny",
+    overrides: SetOption = None,
+    size: Annotated[str | None, typer.Option(help="full or test [the config's toy.size].")] = None,
+    seed: Annotated[int | None, typer.Option(help="World seed [the config's toy.seed].")] = None,
+) -> None:
+    """Build the toy world (or find it in the cache, $LIMO_RAY_CACHE or ~/.cache/limo-ray) and print its paths."""
+    import time
+
+    from limo_ray.toy import build_toy_world
+
+    resolved = _load(config, overrides)
+    start = time.perf_counter()
+    world = build_toy_world(size or resolved.toy.size, resolved.toy.seed if seed is None else seed)
+    typer.echo(
+        f"toy world {world.content_hash} ({world.size}, seed {world.seed}) ready in "
+        f"{time.perf_counter() - start:.1f}s at {world.root}"
+    )
+    for name, path in [*world.models.items(), ("pool", world.pool), ("benchmark", world.benchmark)]:
+        typer.echo(f"  toy:{name:10} {path}")
 
 
 @app.command("grade")
