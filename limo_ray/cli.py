@@ -206,6 +206,150 @@ def toy_build(
         typer.echo(f"  toy:{name:10} {path}")
 
 
+CheckpointOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--checkpoint",
+        help="NAME=PATH (or PATH, named after its folder): a local folder or hub name to serve (repeatable). "
+        "Default: the config's serve.models.",
+    ),
+]
+
+
+def _checkpoints(config: RunConfig, given: list[str] | None) -> dict[str, str] | None:
+    """`NAME=PATH` / `PATH` options -> {served name: path}; names must be distinct (answers are cached by name)."""
+    if not given:
+        return None
+    named: dict[str, str] = {}
+    for item in given:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item.rstrip("/")).name, item
+        if name in named:
+            raise LimoError(f"--checkpoint: two checkpoints are named {name!r}: give them names, NAME=PATH")
+        named[name] = path
+    return named
+
+
+@app.command("serve")
+def serve_command(
+    config: ConfigOption = "tiny",
+    overrides: SetOption = None,
+    checkpoint: CheckpointOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [serve.host: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [serve.port].")] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the `serve build`-format config (RayService) and exit.")
+    ] = False,
+) -> None:
+    """Serve checkpoints behind an OpenAI-compatible endpoint (/v1/models, /v1/completions, /v1/chat/completions).
+
+    Autoscaled by serve.min_replicas..max_replicas; past serve.max_queued_requests, 503 with Retry-After. If the
+    variable named by serve.api_key_env is set, requests need `Authorization: Bearer <key>`. Stays up until
+    Ctrl-C.
+    """
+    import yaml
+
+    from limo_ray.serve import run_server, serve_config
+
+    resolved = _load(config, overrides)
+    checkpoints = _checkpoints(resolved, checkpoint)
+    if print_config:
+        typer.echo(
+            yaml.safe_dump(serve_config(resolved, checkpoints, resolve_path=_path_resolver(resolved)), sort_keys=False),
+            nl=False,
+        )
+        return
+    handle = run_server(resolved, checkpoints, host=host, port=port, resolve_path=_path_resolver(resolved))
+    typer.echo(
+        f"serving {', '.join(handle.models)} at {handle.openai_base_url} (ready in {handle.startup_s:.0f}s); "
+        "Ctrl-C stops"
+    )
+    handle.wait()
+
+
+@app.command("eval")
+def eval_command(
+    config: ConfigOption = "tiny",
+    overrides: SetOption = None,
+    run_dir: RunDirOption = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Evaluate the model(s) behind this OpenAI-compatible URL.")
+    ] = None,
+    checkpoint: CheckpointOption = None,
+    benchmark: Annotated[
+        list[str] | None, typer.Option("--benchmark", "-b", help="Benchmark to run [eval.benchmarks] (repeatable).")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help="With --endpoint: served model name(s) [every model it lists].")
+    ] = None,
+) -> None:
+    """Run the benchmarks against an endpoint and write eval/report.json, report.md and plots.
+
+    With --checkpoint (or neither option) a Serve app is started for the checkpoints, evaluated, and stopped.
+    Re-running with the same run folder sends only what is missing (answers are cached per item and sample).
+    """
+    import os
+
+    from limo_ray.evaluate import run_eval
+
+    resolved = _load(config, overrides)
+    folder = _run_dir(resolved, run_dir)
+    resolve = _path_resolver(resolved)
+    judge_url = resolved.eval.judge_url
+    if endpoint is not None:
+        if checkpoint:
+            raise LimoError("give --endpoint or --checkpoint, not both")
+        key = os.environ.get(resolved.eval.api_key_env) if resolved.eval.api_key_env else None
+        report = run_eval(
+            resolved,
+            endpoint,
+            folder,
+            benchmark,
+            model,
+            key,
+            judge_url=judge_url,
+            judge_model=resolved.eval.judge_model,
+            judge_api_key=key,
+            resolve_path=resolve,
+            progress=typer.echo,
+        )
+    else:
+        from limo_ray.serve import run_server
+
+        served = _checkpoints(resolved, checkpoint) or {n: resolved.models[n].path for n in resolved.serve.models}
+        names = list(served)
+        if not names:
+            raise LimoError("nothing to evaluate: give --checkpoint or --endpoint, or list serve.models in the config")
+        judge = resolved.eval.judge_model if judge_url is None else None
+        if judge is not None:
+            served[judge] = resolved.models[judge].path
+        handle = run_server(resolved, served, resolve_path=resolve)
+        try:
+            key = os.environ.get(resolved.serve.api_key_env) if resolved.serve.api_key_env else None
+            report = run_eval(
+                resolved,
+                handle.url,
+                folder,
+                benchmark,
+                names,
+                key,
+                judge_url=handle.url if judge else judge_url,
+                judge_model=resolved.eval.judge_model,
+                judge_api_key=key,
+                resolve_path=resolve,
+                progress=typer.echo,
+            )
+        finally:
+            handle.shutdown()
+    for name in report.checkpoints:
+        scores = ", ".join(
+            f"{b} {s['pass@1']}% [{s['ci95'][0]}, {s['ci95'][1]}]" for b, s in report.data["checkpoints"][name].items()
+        )
+        typer.echo(f"{name}: {scores}")
+    typer.echo(f"report: {report.files.get('md', folder / 'eval' / 'report.md')}")
+
+
 @app.command("grade")
 def grade_command(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="A JSONL file, one record per line.")],

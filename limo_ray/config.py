@@ -226,7 +226,9 @@ class ServeConfig(StrictModel):
     max_replicas: int = Field(default=1, ge=1)
     target_ongoing_requests: int = Field(default=32, gt=0)
     max_ongoing_requests: int = Field(default=128, gt=0)
-    max_queued_requests: int = Field(default=512, ge=0)
+    # Past this many waiting requests a replica answers 503 with Retry-After: bounded memory under overload.
+    max_queued_requests: int = Field(default=512, gt=0)
+    retry_after_s: int = Field(default=1, ge=0)
     # The name of the environment variable holding the API key; the key itself never goes in a config.
     api_key_env: str | None = "LIMO_API_KEY"
 
@@ -245,7 +247,11 @@ class EvalConfig(StrictModel):
     concurrency: int = Field(default=64, gt=0)
     retries: int = Field(default=5, ge=0)
     request_timeout_s: float = Field(default=3600.0, gt=0)
+    # The judge for judge-graded sets: a model under `models:` (served for the run), or an external endpoint.
     judge_model: str | None = None
+    judge_url: str | None = None
+    # Environment variable holding the key the evaluator sends to an external endpoint.
+    api_key_env: str | None = "LIMO_API_KEY"
 
 
 class BenchmarksConfig(StrictModel):

@@ -1,0 +1,366 @@
+"""`run_eval`: every benchmark item, every sample, asked of an endpoint URL, graded, cached, reported.
+
+The evaluator is a client of a URL and nothing more: it never starts or imports the server, so the same run
+measures a local Serve app, a RayService on a cluster or any OpenAI-compatible endpoint. Per item it sends the
+paper's prompt (the run's system prompt + the problem as the user message) once with `n` = the samples still
+missing, so the samples share one prefill; decoding comes from the registry (the paper's) unless the run
+overrides it. Requests run `eval.concurrency` at a time; busy or failed requests are retried with backoff.
+
+Every graded answer is appended to `eval/samples.jsonl` at once, so a killed run loses only what was in
+flight, and a re-run asks only for what is missing (nothing finished is asked again). A request refused for
+good (4xx: e.g. a prompt longer than the model's context) is recorded as an answered, wrong sample with its
+error; requests that still fail after every retry are left missing, and the run says so and stops before the
+report, so the numbers never silently cover fewer items than the benchmark has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limo_ray.benchmarks import BenchmarkRegistry
+from limo_ray.config import DecodingConfig, RunConfig
+from limo_ray.engine.stage import chat_messages
+from limo_ray.errors import LimoError
+from limo_ray.evaluate.client import ChatClient, Completion, RequestFailed, RetryPolicy
+from limo_ray.evaluate.judge import EndpointJudge, Judge
+from limo_ray.evaluate.report import Report, build_report, write_report
+from limo_ray.evaluate.samples import SAMPLES_FILE, SampleStore, sample_key
+from limo_ray.grading import Grader, Verdict, default_grader
+
+EVAL_DIR = "eval"
+
+
+@dataclass(frozen=True)
+class ItemPlan:
+    """One benchmark item for one checkpoint: what to send and the cache key of each sample."""
+
+    checkpoint: str
+    benchmark: str
+    item: str
+    problem: str
+    gold: str
+    grading: str
+    messages: list[dict[str, str]]
+    decoding: DecodingConfig
+    max_tokens: int
+    keys: list[str]
+
+
+@dataclass
+class RunStats:
+    requests: int = 0
+    reused: int = 0
+    generated: int = 0
+    regraded: int = 0
+    refused: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def run_eval(
+    config: RunConfig,
+    endpoint_url: str,
+    run_dir: str | Path,
+    benchmarks: Sequence[str] | None = None,
+    model_name: str | Sequence[str] | None = None,
+    api_key: str | None = None,
+    *,
+    judge_url: str | None = None,
+    judge_model: str | None = None,
+    judge_api_key: str | None = None,
+    data_root: str | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Evaluate the model(s) behind `endpoint_url` on `benchmarks` (default `eval.benchmarks`); see the module doc.
+
+    `model_name`: the served name(s) to evaluate; None = every model the endpoint lists. `judge_url` /
+    `judge_model`: the endpoint and model that grade judge-mode benchmarks (`judge_model` defaults to the
+    endpoint's first model). `data_root` overrides `benchmarks.data_root`; `resolve_path` maps special
+    benchmark paths such as `toy:benchmark`.
+    """
+    return asyncio.run(
+        run_eval_async(
+            config,
+            endpoint_url,
+            run_dir,
+            benchmarks,
+            model_name,
+            api_key,
+            judge_url=judge_url,
+            judge_model=judge_model,
+            judge_api_key=judge_api_key,
+            data_root=data_root,
+            resolve_path=resolve_path,
+            progress=progress,
+        )
+    )
+
+
+async def run_eval_async(
+    config: RunConfig,
+    endpoint_url: str,
+    run_dir: str | Path,
+    benchmarks: Sequence[str] | None = None,
+    model_name: str | Sequence[str] | None = None,
+    api_key: str | None = None,
+    *,
+    judge_url: str | None = None,
+    judge_model: str | None = None,
+    judge_api_key: str | None = None,
+    data_root: str | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    say = progress or (lambda _line: None)
+    registry = BenchmarkRegistry.from_files(config.benchmarks.registry_files)
+    names = list(benchmarks or config.eval.benchmarks)
+    if not names:
+        raise LimoError("no benchmarks to evaluate: list them under eval.benchmarks or pass some")
+    selected = registry.select(names)
+    eval_config = config.eval
+    retry = RetryPolicy(retries=eval_config.retries)
+    client = ChatClient(endpoint_url, api_key, eval_config.request_timeout_s, eval_config.concurrency, retry)
+    judge_client: ChatClient | None = None
+    try:
+        checkpoints = await _checkpoints(client, model_name)
+        judge: Judge | None = None
+        if any(b.grading == "judge" for b in selected):
+            if judge_url is None:
+                judged = ", ".join(b.name for b in selected if b.grading == "judge")
+                raise LimoError(f"{judged}: graded by an LLM judge: give a judge endpoint URL (and judge model)")
+            judge_client = ChatClient(judge_url, judge_api_key, eval_config.request_timeout_s, 16, retry, seed=1)
+            judge = EndpointJudge(judge_client, judge_model or (await judge_client.models())[0])
+        eval_dir = Path(run_dir) / EVAL_DIR
+        with SampleStore(eval_dir / SAMPLES_FILE) as store:
+            # Checkpoints evaluated earlier in this run folder join the report (and the comparison) when every
+            # one of their samples for these benchmarks and settings is there.
+            earlier = sorted({str(r.get("checkpoint")) for r in store.rows.values()} - set(checkpoints))
+            root = data_root or config.benchmarks.data_root
+            all_plans = plan_items(config, registry, names, [*checkpoints, *earlier], root, resolve_path)
+            plans = [p for p in all_plans if p.checkpoint in checkpoints]
+            stats = await _run_plans(plans, store, client, judge, default_grader(), eval_config.concurrency, say)
+            rows = {key: store.get(key) for p in all_plans for key in p.keys}
+            complete = {p.checkpoint for p in all_plans} - {
+                p.checkpoint for p in all_plans if any(_unfinished(rows[key]) for key in p.keys)
+            }
+            reported = [p for p in all_plans if p.checkpoint in checkpoints or p.checkpoint in complete]
+    finally:
+        await client.http.aclose()
+        if judge_client is not None:
+            await judge_client.http.aclose()
+    say(
+        f"eval: {stats.requests} requests ({client.counts['retries']} retries, {client.counts['busy']} busy), "
+        f"{stats.generated} samples answered now, {stats.reused} reused, {stats.refused} refused (4xx)"
+    )
+    if stats.failed:
+        raise LimoError(
+            f"{len(stats.failed)} requests still failed after {eval_config.retries} retries (first: "
+            f"{stats.failed[0]}); every answer so far is in {eval_dir / SAMPLES_FILE}: re-run to ask only for the rest"
+        )
+    report = build_report(reported, rows, registry, names, seed=config.seed)
+    return write_report(report, eval_dir)
+
+
+async def _checkpoints(client: ChatClient, model_name: str | Sequence[str] | None) -> list[str]:
+    if isinstance(model_name, str):
+        return [model_name]
+    if model_name:
+        return list(model_name)
+    try:
+        served = await client.models()
+    except RequestFailed as exc:
+        raise LimoError(f"cannot list the endpoint's models at {client.base_url}/v1/models: {exc}") from None
+    if not served:
+        raise LimoError(f"the endpoint at {client.base_url} serves no models")
+    return served
+
+
+def plan_items(
+    config: RunConfig,
+    registry: BenchmarkRegistry,
+    names: Sequence[str],
+    checkpoints: Sequence[str],
+    data_root: str | None,
+    resolve_path: Callable[[str], str] | None = None,
+) -> list[ItemPlan]:
+    """Every (checkpoint, benchmark, item) with its prompt, decoding and per-sample cache keys."""
+    plans = []
+    for name in names:
+        loaded = registry.load(name, data_root, resolve_path)
+        decoding = registry.decoding_for(name, config.eval)
+        seen: Counter[str] = Counter()
+        for problem in loaded.result.problems:
+            seen[problem.id] += 1
+            # Two identical problems in one file would share an id; the second gets its line as a suffix.
+            item = problem.id if seen[problem.id] == 1 else f"{problem.id}@{problem.source_line}"
+            messages = chat_messages(problem.problem, config.prompt.system)
+            for checkpoint in checkpoints:
+                keys = [
+                    sample_key(
+                        checkpoint,
+                        name,
+                        item,
+                        i,
+                        messages,
+                        decoding.temperature,
+                        decoding.top_p,
+                        config.eval.max_tokens,
+                    )
+                    for i in range(decoding.samples)
+                ]
+                plans.append(
+                    ItemPlan(
+                        checkpoint,
+                        name,
+                        item,
+                        problem.problem,
+                        problem.answer,
+                        loaded.benchmark.grading,
+                        messages,
+                        decoding,
+                        config.eval.max_tokens,
+                        keys,
+                    )
+                )
+    return plans
+
+
+async def _run_plans(
+    plans: Sequence[ItemPlan],
+    store: SampleStore,
+    client: ChatClient,
+    judge: Judge | None,
+    grader: Grader,
+    concurrency: int,
+    say: Callable[[str], None],
+) -> RunStats:
+    stats = RunStats()
+    queue: asyncio.Queue[ItemPlan] = asyncio.Queue()
+    for plan in plans:
+        queue.put_nowait(plan)
+    total = len(plans)
+    done = 0
+    started = time.monotonic()
+
+    async def worker() -> None:
+        nonlocal done
+        while True:
+            try:
+                plan = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await _run_item(plan, store, client, judge, grader, stats)
+            done += 1
+            if done % 100 == 0 or done == total:
+                say(f"eval: {done}/{total} items ({time.monotonic() - started:.0f} s)")
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, total)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        # On an error (or a cancel) stop the other workers before the store closes under them.
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    return stats
+
+
+async def _run_item(
+    plan: ItemPlan, store: SampleStore, client: ChatClient, judge: Judge | None, grader: Grader, stats: RunStats
+) -> None:
+    existing = [store.get(key) for key in plan.keys]
+    missing = [i for i, row in enumerate(existing) if row is None or "response" not in row]
+    ungraded = [i for i, row in enumerate(existing) if row is not None and "response" in row and row["correct"] is None]
+    stats.reused += len(plan.keys) - len(missing) - len(ungraded)
+    rows: list[dict[str, Any]] = []
+    if ungraded:
+        stats.regraded += len(ungraded)
+        for i in ungraded:
+            row = dict(existing[i] or {})
+            verdict = await _grade(plan, row["response"], judge, grader)
+            if verdict is None:
+                stats.failed.append(f"{plan.checkpoint}/{plan.benchmark}/{plan.item}: the judge was unreachable")
+            rows.append({**row, **_grade_fields(verdict)})
+    if missing:
+        stats.requests += 1
+        started = time.monotonic()
+        try:
+            completions = await client.chat(
+                plan.checkpoint,
+                plan.messages,
+                n=len(missing),
+                temperature=plan.decoding.temperature,
+                top_p=plan.decoding.top_p,
+                max_tokens=plan.max_tokens,
+            )
+            error = None
+        except RequestFailed as exc:
+            if exc.status in (401, 403, 404):
+                # Wrong key or model name: every request would fail alike; not an answer to cache.
+                raise LimoError(f"the endpoint refused {plan.checkpoint!r}: {exc}") from None
+            if exc.retryable:
+                stats.failed.append(f"{plan.checkpoint}/{plan.benchmark}/{plan.item}: {exc}")
+                completions = []
+            else:
+                stats.refused += len(missing)
+                completions = [Completion("", None)] * len(missing)
+            error = str(exc)
+        seconds = round(time.monotonic() - started, 3)
+        for sample, completion in zip(missing, completions, strict=False):
+            verdict = (
+                Verdict(False, None, f"request refused: {error}")
+                if error is not None
+                else await _grade(plan, completion.text, judge, grader)
+            )
+            stats.generated += 1
+            if verdict is None:
+                stats.failed.append(f"{plan.checkpoint}/{plan.benchmark}/{plan.item}: the judge was unreachable")
+            rows.append(
+                {
+                    "key": plan.keys[sample],
+                    "checkpoint": plan.checkpoint,
+                    "benchmark": plan.benchmark,
+                    "item": plan.item,
+                    "sample": sample,
+                    "response": completion.text,
+                    "finish_reason": completion.finish_reason,
+                    "completion_tokens": completion.completion_tokens,
+                    "gold": plan.gold,
+                    "grading": plan.grading,
+                    **_grade_fields(verdict),
+                    "error": error,
+                    "temperature": plan.decoding.temperature,
+                    "seconds": seconds,
+                }
+            )
+    if rows:
+        store.append(rows)
+
+
+async def _grade(plan: ItemPlan, response: str, judge: Judge | None, grader: Grader) -> Verdict | None:
+    """The verdict, or None when the judge could not be reached (the sample is kept and judged on a re-run)."""
+    if plan.grading == "judge":
+        assert judge is not None
+        try:
+            return await judge.judge(plan.problem, plan.gold, response)
+        except RequestFailed:
+            return None
+    mode = "choice" if plan.grading == "choice" else "math"
+    # math-verify can take seconds on a hostile answer: off the event loop, so other requests keep flowing.
+    return await asyncio.to_thread(grader.grade, response, plan.gold, mode)
+
+
+def _unfinished(row: dict[str, Any] | None) -> bool:
+    return row is None or row.get("correct") is None
+
+
+def _grade_fields(verdict: Verdict | None) -> dict[str, Any]:
+    if verdict is None:
+        return {"correct": None, "extracted": None, "grade_reason": "not graded yet: the judge was unreachable"}
+    return {"correct": verdict.correct, "extracted": verdict.extracted, "grade_reason": verdict.reason}

@@ -1,0 +1,381 @@
+"""The Serve application: `build_app(args)` (the import path a RayService names), `run_server`, `serve_config`.
+
+One model: one deployment whose replicas hold the engine and answer HTTP themselves (`ModelIngress`). Several:
+one `ModelServer` deployment per model (each with its own autoscaling and queue bound) behind one
+`OpenAIIngress` that routes by the request's `model`. `build_app` takes plain JSON-able args (`AppArgs`), so the
+same application starts from `run_server` here, from `serve run limo_ray.serve.app:build_app`, or from a
+KubeRay RayService's `serveConfigV2` that `serve_config()` writes (`serve build` format).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from limo_ray.config import RunConfig, ServeConfig
+from limo_ray.engine.spec import Device, EngineSpec, device_for, spec_from_model_config
+from limo_ray.errors import LimoError
+
+IMPORT_PATH = "limo_ray.serve.app:build_app"
+DEFAULT_APP_NAME = "limo"
+
+
+class ModelArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="the name clients send as `model`")
+    engine: dict[str, Any] = Field(description="EngineSpec fields (limo_ray.engine.EngineSpec)")
+
+
+class AppArgs(BaseModel):
+    """Everything `build_app` needs; JSON-able, so it can live in a RayService's `serveConfigV2`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelArgs] = Field(min_length=1)
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    target_ongoing_requests: int = Field(default=32, gt=0)
+    max_ongoing_requests: int = Field(default=128, gt=0)
+    max_queued_requests: int = Field(default=512, gt=0)
+    retry_after_s: int = Field(default=1, ge=0)
+    api_key_env: str | None = "LIMO_API_KEY"
+    # Set by run_server from the driver's environment; a RayService leaves it out and the ingress reads the env var.
+    api_key_sha256: str | None = None
+
+
+def build_app(args: Mapping[str, Any]) -> Any:
+    """The Serve application for `args` (an `AppArgs` dict): one ModelServer deployment per model + the ingress."""
+    from ray import serve
+    from ray.serve.config import BackpressureConfig
+
+    from limo_ray.serve.ingress import ModelIngress, OpenAIIngress
+    from limo_ray.serve.model_server import ModelServer, spec_from_dict
+    from limo_ray.serve.protocol import model_card
+
+    try:
+        parsed = AppArgs.model_validate(dict(args))
+    except ValidationError as exc:
+        raise LimoError(f"serve app args: {_one_line(exc)}") from None
+    if parsed.min_replicas > parsed.max_replicas:
+        raise LimoError(f"serve: min_replicas {parsed.min_replicas} > max_replicas {parsed.max_replicas}")
+    names = [m.name for m in parsed.models]
+    if len(set(names)) != len(names):
+        raise LimoError(f"serve: model names must be unique, got {names}")
+    backpressure = BackpressureConfig(status_code=503, retry_after_s=parsed.retry_after_s)
+    created = int(time.time())
+    if len(parsed.models) == 1:
+        # One model: its replica is also the HTTP ingress (one hop per request); the proxy's queue in front of
+        # it is the bound, answered 503 + Retry-After by Serve's backpressure config.
+        (entry,) = parsed.models
+        spec = spec_from_dict(entry.engine)
+        options = model_deployment_options(spec, entry.name, parsed)
+        return (
+            serve.deployment(ModelIngress)
+            .options(**options, backpressure_config=backpressure)
+            .bind(
+                entry.name,
+                entry.engine,
+                model_card(entry.name, spec.max_model_len, created),
+                parsed.api_key_sha256,
+                parsed.api_key_env,
+                parsed.retry_after_s,
+            )
+        )
+    handles, cards = {}, {}
+    for entry in parsed.models:
+        spec = spec_from_dict(entry.engine)
+        deployment = serve.deployment(ModelServer).options(**model_deployment_options(spec, entry.name, parsed))
+        handles[entry.name] = deployment.bind(entry.name, entry.engine)
+        cards[entry.name] = model_card(entry.name, spec.max_model_len, created)
+    # The router only forwards: it may hold every request the model queues can take, and no more.
+    ingress_ongoing = len(names) * (parsed.max_replicas * parsed.max_ongoing_requests + parsed.max_queued_requests) + 64
+    return OpenAIIngress.options(
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=ingress_ongoing,
+        max_queued_requests=parsed.max_queued_requests,
+        backpressure_config=backpressure,
+    ).bind(handles, cards, parsed.api_key_sha256, parsed.api_key_env, parsed.retry_after_s)
+
+
+def model_deployment_options(spec: EngineSpec, name: str, args: AppArgs) -> dict[str, Any]:
+    """Serve options for one model's deployment: the engine's resources, queue bound and scaling."""
+    options: dict[str, Any] = {
+        "name": deployment_name(name),
+        "ray_actor_options": dict(spec.actor_options()),
+        "max_ongoing_requests": args.max_ongoing_requests,
+        # Past this many waiting (per proxy or router), a request is refused at once: 503 + Retry-After. Serve
+        # takes no 0 (and -1 would mean unbounded, which we never want): 1 is the smallest bound.
+        "max_queued_requests": args.max_queued_requests,
+        # A tiny CPU engine starts in ~20 s, a 32B one in minutes: give the health check room.
+        "health_check_timeout_s": 60,
+        "graceful_shutdown_timeout_s": 30,
+        # An engine that failed to start twice (bad weights, no memory) will not start the third time; Serve's
+        # default of 20 tries would keep `run_server` waiting for many minutes before it says so.
+        "max_constructor_retry_count": 2,
+    }
+    if spec.needs_placement_group():
+        options["placement_group_bundles"] = spec.bundles()
+        options["placement_group_strategy"] = "STRICT_PACK"
+    if args.min_replicas == args.max_replicas:
+        options["num_replicas"] = args.max_replicas
+    else:
+        options["autoscaling_config"] = {
+            "min_replicas": args.min_replicas,
+            "max_replicas": args.max_replicas,
+            "initial_replicas": max(args.min_replicas, 1),
+            "target_ongoing_requests": args.target_ongoing_requests,
+        }
+    return options
+
+
+def deployment_name(model_name: str) -> str:
+    return "model-" + re.sub(r"[^A-Za-z0-9_-]+", "_", model_name)
+
+
+# ----------------------------------------------------------------------------------------------- from a config
+
+
+def engine_specs(
+    config: RunConfig,
+    checkpoints: Mapping[str, str] | None = None,
+    device: Device | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+) -> dict[str, EngineSpec]:
+    """Specs for the models to serve: `checkpoints` (name -> folder or hub name), else `serve.models`.
+
+    A checkpoint whose name is under `models:` takes that entry's settings with its path replaced; any other
+    name takes the settings of the model it was trained from (`train.model`): same context, dtype and parallelism.
+    """
+    device = device or device_for(config)
+    if not checkpoints:
+        if not config.serve.models:
+            raise LimoError("nothing to serve: give a checkpoint, or list model names under serve.models")
+        checkpoints = {name: config.models[name].path for name in config.serve.models}
+    specs = {}
+    for name, path in checkpoints.items():
+        base = config.models.get(name) or config.models[config.train.model]
+        model = base.model_copy(update={"path": path})
+        spec = spec_from_model_config(name, model, config.prompt, device, config.seed, resolve_path)
+        _check_local_model(name, spec.model)
+        specs[name] = spec
+    return specs
+
+
+def _check_local_model(name: str, path: str) -> None:
+    looks_local = path.startswith(("/", ".", "~")) or (os.sep in path and Path(path).exists())
+    if looks_local and not (Path(path).expanduser() / "config.json").is_file():
+        raise LimoError(f"checkpoint {name!r}: {path} is not a model folder (no config.json there)")
+
+
+def app_args(
+    serve_config: ServeConfig,
+    specs: Mapping[str, EngineSpec],
+    retry_after_s: int | None = None,
+    api_key_sha256: str | None = None,
+) -> dict[str, Any]:
+    """`AppArgs` as a plain dict, from the run config's `serve:` section and the engine specs."""
+    args = AppArgs(
+        models=[ModelArgs(name=name, engine=dataclasses.asdict(spec)) for name, spec in specs.items()],
+        min_replicas=serve_config.min_replicas,
+        max_replicas=serve_config.max_replicas,
+        target_ongoing_requests=serve_config.target_ongoing_requests,
+        max_ongoing_requests=serve_config.max_ongoing_requests,
+        max_queued_requests=serve_config.max_queued_requests,
+        retry_after_s=serve_config.retry_after_s if retry_after_s is None else retry_after_s,
+        api_key_env=serve_config.api_key_env,
+        api_key_sha256=api_key_sha256,
+    )
+    return args.model_dump(mode="json")
+
+
+def serve_config(
+    config: RunConfig,
+    checkpoints: Mapping[str, str] | None = None,
+    device: Device | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+    app_name: str = DEFAULT_APP_NAME,
+    retry_after_s: int | None = None,
+) -> dict[str, Any]:
+    """A `serve build`-format config (RayService `serveConfigV2`, or `serve deploy FILE`) for this run.
+
+    The API key is not in it: the ingress reads the variable named by `serve.api_key_env` from its environment
+    (on Kubernetes, a Secret mapped to that variable).
+    """
+    specs = engine_specs(config, checkpoints, device, resolve_path)
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": config.serve.host, "port": config.serve.port},
+        "applications": [
+            {
+                "name": app_name,
+                "route_prefix": "/",
+                "import_path": IMPORT_PATH,
+                "runtime_env": dict(config.cluster.runtime_env),
+                "args": app_args(config.serve, specs, retry_after_s),
+            }
+        ],
+    }
+
+
+# ----------------------------------------------------------------------------------------------- run it here
+
+
+@dataclass
+class ServerHandle:
+    """A running server: its base URL (append `/v1` for OpenAI clients) and how to stop it."""
+
+    url: str
+    models: list[str]
+    app_name: str
+    startup_s: float
+    _stop_serve: bool = False
+    _stop_ray: bool = False
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def shutdown(self) -> None:
+        """Delete the app; stop Serve and Ray too if `run_server` started them."""
+        if self._stopped:
+            return
+        self._stopped = True
+        import ray
+        from ray import serve
+
+        if not ray.is_initialized():
+            return
+        if self._stop_serve:
+            serve.shutdown()
+        else:
+            serve.delete(self.app_name)
+        if self._stop_ray:
+            ray.shutdown()
+
+    def wait(self) -> None:
+        """Block until SIGINT/SIGTERM, then shut down."""
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            self.shutdown()
+
+
+def run_server(
+    config: RunConfig,
+    checkpoints: Mapping[str, str] | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    blocking: bool = False,
+    device: Device | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+    app_name: str = DEFAULT_APP_NAME,
+    retry_after_s: int | None = None,
+    route_prefix: str = "/",
+) -> ServerHandle:
+    """Start (or join) Ray, start Serve on host:port, deploy the app and wait until it answers.
+
+    Binds `serve.host` (127.0.0.1 by default): exposing an endpoint beyond this machine is a decision the config
+    makes. `host`/`port` take effect when this call starts Serve; joining a running Serve instance keeps its HTTP
+    options (then give another `app_name` and `route_prefix`). With `blocking`, waits for Ctrl-C and shuts down
+    before returning. The API key, if the variable named by `serve.api_key_env` is set, travels as its digest.
+    """
+    import ray
+    from ray import serve
+
+    from limo_ray.engine import init_ray
+    from limo_ray.serve.ingress import key_digest
+
+    specs = engine_specs(config, checkpoints, device, resolve_path)
+    host = host or config.serve.host
+    port = config.serve.port if port is None else port
+    env_name = config.serve.api_key_env
+    key = os.environ.get(env_name) if env_name else None
+    args = app_args(config.serve, specs, retry_after_s, key_digest(key) if key else None)
+
+    started = time.monotonic()
+    ray_started = init_ray(config.cluster)["started"]
+    serve_was_running = _serve_running()
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(build_app(args), name=app_name, route_prefix=route_prefix, blocking=False)
+    except Exception as exc:
+        reason = _deploy_failure(app_name) or _root_cause(exc)
+        # Leave nothing behind: not the failed app, and not a Serve or Ray this call started.
+        with contextlib.suppress(Exception):
+            if serve_was_running:
+                serve.delete(app_name)
+            else:
+                serve.shutdown()
+        if ray_started:
+            ray.shutdown()
+        if isinstance(exc, LimoError):
+            raise
+        raise LimoError(f"serve: the app did not start: {reason} (the Serve logs have the details)") from exc
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    handle = ServerHandle(
+        url=f"http://{url_host}:{port}{route_prefix.rstrip('/')}",
+        models=list(specs),
+        app_name=app_name,
+        startup_s=time.monotonic() - started,
+        _stop_serve=not serve_was_running,
+        _stop_ray=ray_started,
+    )
+    if blocking:
+        handle.wait()
+    return handle
+
+
+def _serve_running() -> bool:
+    from ray import serve
+
+    try:
+        serve.status()
+    except Exception:
+        return False
+    return True
+
+
+def _one_line(exc: BaseException | str) -> str:
+    return " ".join(str(exc).split())[:600]
+
+
+def _deploy_failure(app_name: str) -> str | None:
+    """Why a deployment of the app failed, from Serve's status (serve.run's own error does not say)."""
+    from ray import serve
+
+    try:
+        app = serve.status().applications[app_name]
+    except Exception:
+        return None
+    for name, deployment in app.deployments.items():
+        if deployment.message and str(deployment.status).upper().endswith(("UNHEALTHY", "DEPLOY_FAILED")):
+            return f"deployment {name}: {_root_cause(deployment.message)}"
+    return _root_cause(app.message) if app.message else None
+
+
+def _root_cause(exc: BaseException | str) -> str:
+    """The last `SomeError: message` line of a (possibly remote, traceback-carrying) error, on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [i for i, line in enumerate(lines) if re.match(r"^[\w.]*(Error|Exception)\b.*:", line)]
+    if not causes:
+        return _one_line(exc)
+    # pydantic and friends put the reason on the line after the error's name.
+    tail = [line for line in lines[causes[-1] : causes[-1] + 3] if not line.startswith(("File ", "Traceback"))]
+    return _one_line(" ".join(tail))
