@@ -206,6 +206,47 @@ def toy_build(
         typer.echo(f"  toy:{name:10} {path}")
 
 
+@app.command("train")
+def train_command(
+    config: ConfigOption = "tiny",
+    overrides: SetOption = None,
+    run_dir: RunDirOption = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="LIMO-format jsonl (id, system, problem, response, answer) [curate/dataset.jsonl]."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Base model folder or hub name [models.<train.model>.path].")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the DeepSpeed config, steps and memory plan; start nothing.")
+    ] = False,
+) -> None:
+    """Full-parameter SFT with DeepSpeed ZeRO-3 on Ray Train; resumes from the last checkpoint in the run folder.
+
+    Writes train/metrics.jsonl (step, epoch, loss, lr, tokens_per_s), resumable checkpoints, and a consolidated HF
+    checkpoint in train/checkpoint/ (safetensors, tokenizer, chat template) that transformers and vLLM load.
+    """
+    from limo_ray.train import describe_plan, format_plan, run_training
+    from limo_ray.train.run import check_memory
+
+    resolved = _load(config, overrides)
+    folder = _run_dir(resolved, run_dir)
+    model_path = model or _path_resolver(resolved)(resolved.models[resolved.train.model].path)
+    if dry_run:
+        typer.echo(format_plan(describe_plan(resolved, model_path)))
+        check_memory(resolved)
+        return
+    data = dataset or folder / "curate" / "dataset.jsonl"
+    if not data.is_file():
+        raise LimoError(f"no training data at {data}: run `limo curate` first, or pass --dataset FILE")
+    result = run_training(resolved, folder, data, model_path)
+    state = "complete" if result.complete else f"stopped at step {result.steps}/{result.total_steps} (re-run resumes)"
+    typer.echo(
+        f"train {state}: final loss {result.final_loss}, checkpoint {result.checkpoint}, metrics {result.metrics_path}"
+    )
+
+
 CheckpointOption = Annotated[
     list[str] | None,
     typer.Option(

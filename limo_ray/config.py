@@ -212,6 +212,15 @@ class TrainConfig(StrictModel):
     use_gpu: bool = True
     cpus_per_worker: float = Field(default=1.0, ge=0)
     checkpoint_every_steps: int | None = Field(default=None, gt=0)
+    # Where Ray Train keeps resumable checkpoints: None = <run dir>/train; s3:// / gs:// / NFS on clusters.
+    storage_path: str | None = None
+    keep_checkpoints: int = Field(default=2, gt=0)
+    # Automatic restarts from the last checkpoint when a worker dies.
+    max_failures: int = Field(default=0, ge=0)
+    # The loss is computed in chunks of this many tokens from hidden states: full logits never exist.
+    loss_chunk_tokens: int = Field(default=1024, gt=0)
+    # Stop after this many optimizer steps (smoke runs); None = every epoch.
+    max_steps: int | None = Field(default=None, gt=0)
 
 
 # ----------------------------------------------------------------------------------------------- serve / eval

@@ -88,3 +88,12 @@ def test_plan_prints_the_limo_32b_plan_and_refuses_an_impossible_cluster() -> No
     assert refused.returncode == 2 and "tensor_parallel_size" in refused.stderr
     bad = run("plan", "--config", "limo-32b", "--assume", "nonsense=1")
     assert bad.returncode == 2 and "--assume" in bad.stderr
+
+
+def test_train_dry_run_prints_the_memory_plan_and_refuses_one_gpu() -> None:
+    out = run("train", "--config", "limo-32b", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "fits:" in out.stdout and "67.3 GiB per GPU" in out.stdout and "zero_stage: 3" in out.stdout
+    one = run("train", "--config", "limo-32b", "--dry-run", "--set", "cluster.num_nodes=1",
+              "--set", "cluster.gpus_per_node=1", "--set", "train.num_workers=1")
+    assert one.returncode == 2 and "does not fit" in one.stderr and "GiB per GPU" in one.stderr

@@ -1,0 +1,383 @@
+"""`run_training`: the driver side of `limo train` — tokenise (Ray Data), fit (Ray Train), export, manifest.
+
+Reads top-down: inputs (run folder, dataset, model), resources (`ScalingConfig` from the config), the work
+(`TorchTrainer` running recipe.py on every worker), outputs (`train/checkpoint/`, `train/metrics.jsonl`,
+`train/ds_checkpoints/`) and the manifest that marks the stage complete.
+
+Re-running with the same run folder resumes: a complete manifest returns at once; otherwise Ray Train finds
+the latest checkpoint under `train/ds_checkpoints/` (its own run state lives there too) and the workers start
+from the step after it. `describe_plan` says what a run would do, without starting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limo_ray.config import RunConfig, TrainConfig
+from limo_ray.errors import LimoError
+from limo_ray.runfolder import Manifest, is_complete, provenance, write_resolved_config
+from limo_ray.train import checkpoint as ckpt
+from limo_ray.train.data import TokenizedData, TokenStats, read_dataset, tokenize_dataset
+from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend
+from limo_ray.train.metrics import METRICS_FILE, MetricsLog, start_sink
+from limo_ray.train.packing import pack_best_fit, steps_per_epoch
+from limo_ray.train.recipe import WorkerArgs, train_loop_per_worker
+
+STAGE = "train"
+CHECKPOINT_DIR = "checkpoint"
+RAY_RUN_NAME = "ds_checkpoints"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    complete: bool
+    checkpoint: Path | None  # train/checkpoint/ once complete
+    metrics_path: Path
+    steps: int  # optimizer steps done so far
+    total_steps: int
+    steps_per_epoch: int
+    final_loss: float | None
+    resumed_from_step: int
+    seconds: float
+    stats: TokenStats = field(default_factory=TokenStats)
+    skipped: bool = False  # the manifest said complete: nothing ran
+
+    def summary(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["run_dir"], out["metrics_path"] = str(self.run_dir), str(self.metrics_path)
+        out["checkpoint"] = str(self.checkpoint) if self.checkpoint else None
+        return out
+
+
+def plan_steps(lengths: list[int], train: TrainConfig, world_size: int) -> tuple[int, int]:
+    """(rows per epoch, optimizer steps per epoch) for these sample lengths."""
+    rows = len(pack_best_fit(lengths, train.max_seq_len)) if train.packing else len(lengths)
+    return rows, steps_per_epoch(rows, train.micro_batch_size, train.gradient_accumulation_steps, world_size)
+
+
+def run_training(
+    config: RunConfig,
+    run_dir: str | Path,
+    dataset_path: str | Path,
+    model_path: str,
+    *,
+    storage_path: str | None = None,
+    keep_checkpoints: int | None = None,
+    max_failures: int | None = None,
+    max_steps: int | None = None,
+    fail_at_step: int | None = None,
+) -> TrainResult:
+    """Fine-tune `model_path` (a folder or hub name, already resolved) on a LIMO-format dataset.
+
+    Each keyword left None takes the config's `train.<same name>`:
+    storage_path: where Ray Train persists checkpoints (default `<run_dir>/train`; `s3://...` on clusters).
+    keep_checkpoints: sharded checkpoints kept in storage (the newest; the HF export counts as one).
+    max_failures: worker-group restarts Ray Train does by itself, each resuming from the last checkpoint.
+    max_steps: stop after this many optimizer steps in total, with a checkpoint; a later call resumes.
+    fail_at_step: test hook — the workers raise after this step, as if killed.
+    """
+    storage_path = storage_path if storage_path is not None else config.train.storage_path
+    keep_checkpoints = keep_checkpoints if keep_checkpoints is not None else config.train.keep_checkpoints
+    max_failures = max_failures if max_failures is not None else config.train.max_failures
+    max_steps = max_steps if max_steps is not None else config.train.max_steps
+    started = time.time()
+    run_dir = Path(run_dir).resolve()
+    train_dir = run_dir / STAGE
+    train = config.train
+    metrics_path = train_dir / METRICS_FILE
+    write_resolved_config(config, run_dir)
+    config_hash = config.content_hash()
+    if is_complete(train_dir, config_hash):
+        return _result_from_manifest(run_dir, metrics_path)
+
+    if train.use_gpu:
+        check_memory(config, _model_config(model_path, _trust_remote_code(config)))
+
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train import RunConfig as RayRunConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from limo_ray.engine import init_ray
+
+    init_ray(config.cluster)
+    storage = storage_path or str(train_dir)
+    export_uri = f"{storage.rstrip('/')}/{RAY_RUN_NAME}/{ckpt.EXPORT_NAME}"
+
+    data = tokenize_dataset(
+        read_dataset(dataset_path),
+        model_path,
+        config.prompt.system,
+        train.max_seq_len,
+        train.truncation,
+        chat_template=_chat_template(config),
+        trust_remote_code=_trust_remote_code(config),
+        num_cpus=min(1.0, float(config.cluster.cpus_per_node)),
+    )
+    _, per_epoch = plan_steps(data.lengths.tolist(), train, train.num_workers)
+    total = per_epoch * train.epochs
+    # Ray Train restores its latest *registered* checkpoint (fully uploaded); the workers start after it, and
+    # a step count equal to the total means only the export is left to do.
+    args = WorkerArgs(
+        train=train.model_dump(),
+        model_path=model_path,
+        data_ref=ray.put(data),
+        seed=config.seed,
+        config_hash=config_hash,
+        total_steps=total,
+        steps_per_epoch=per_epoch,
+        chat_template=_chat_template(config),
+        trust_remote_code=_trust_remote_code(config),
+        sink=start_sink(metrics_path),
+        max_steps=max_steps,
+        fail_at_step=fail_at_step,
+        run_name=config.name,
+    )
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=asdict(args),
+        scaling_config=ScalingConfig(
+            num_workers=train.num_workers,
+            use_gpu=train.use_gpu,
+            resources_per_worker={"CPU": train.cpus_per_worker},  # + 1 GPU each when use_gpu
+        ),
+        torch_config=TorchConfig(backend=dist_backend(train.use_gpu)),
+        run_config=RayRunConfig(
+            name=RAY_RUN_NAME,
+            storage_path=storage,
+            checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
+            failure_config=FailureConfig(max_failures=max_failures),
+        ),
+    )
+    try:
+        trainer.fit()
+    except Exception as exc:  # Ray wraps the worker's error; the user needs the cause and the way back
+        raise LimoError(
+            f"training failed ({_root_cause(exc)}); re-run the same command with the same --run-dir to resume from "
+            f"the last checkpoint in {storage}/{RAY_RUN_NAME}"
+        ) from exc
+    finally:
+        notes = _drain(args.sink)
+    resumed_from = int(notes.get("resumed_from_step", 0))
+
+    rows = MetricsLog(metrics_path).rows()
+    last_step = rows[-1]["step"] if rows else resumed_from
+    final_loss = rows[-1]["loss"] if rows else None
+    # fit() returned: the export, if this run reached the end, was uploaded and registered before it did (a
+    # folder left by an interrupted upload is not trusted unless the run got there).
+    reached_end = max(last_step, resumed_from) >= total
+    state = _export_state(export_uri, config_hash) if reached_end else None
+    result = TrainResult(
+        run_dir=run_dir,
+        complete=state is not None,
+        checkpoint=None,
+        metrics_path=metrics_path,
+        steps=total if state is not None else last_step,
+        total_steps=total,
+        steps_per_epoch=per_epoch,
+        final_loss=final_loss,
+        resumed_from_step=resumed_from,
+        seconds=round(time.time() - started, 2),
+        stats=data.stats,
+    )
+    if state is None:
+        return result  # stopped early (max_steps): resumable, not complete
+
+    import pyarrow.fs as pafs
+
+    filesystem, path = pafs.FileSystem.from_uri(export_uri)
+    checkpoint_dir = ckpt.copy_tree_atomic(path, filesystem, train_dir / CHECKPOINT_DIR)
+    probe = checkpoint_dir / ckpt.PROBE_FILE
+    if probe.exists():  # a record of the trained model's logits, not part of the model folder
+        probe.replace(train_dir / ckpt.PROBE_FILE)
+    (checkpoint_dir / ckpt.STATE_FILE).unlink(missing_ok=True)
+    result.checkpoint = checkpoint_dir
+    Manifest(
+        stage=STAGE,
+        inputs=[str(dataset_path), model_path],
+        rows_in=data.stats.rows_in,
+        rows_out=data.stats.rows_kept,
+        rows_rejected=data.stats.rows_dropped,
+        config_hash=config_hash,
+        seconds=result.seconds,
+        complete=True,
+        produced_by=provenance(),
+        extra={
+            "tokens": data.stats.to_dict(),
+            "steps": total,
+            "steps_per_epoch": per_epoch,
+            "epochs": train.epochs,
+            "final_loss": final_loss,
+            "resumed_from_step": resumed_from,
+            "world_size": train.num_workers,
+            "storage_path": storage,
+            "checkpoint": str(checkpoint_dir),
+        },
+    ).write(train_dir)
+    return result
+
+
+def _chat_template(config: RunConfig) -> str | None:
+    return None if config.prompt.chat_template == "model" else config.prompt.chat_template
+
+
+def _trust_remote_code(config: RunConfig) -> bool:
+    return config.models[config.train.model].trust_remote_code
+
+
+def _model_config(model_path: str, trust_remote_code: bool) -> Any:
+    """The model's transformers config when it can be read here (a local folder or a cached hub name), else None."""
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
+def _root_cause(exc: BaseException) -> str:
+    seen = exc
+    while seen.__cause__ is not None:
+        seen = seen.__cause__
+    text = " ".join(str(seen).split()) or type(seen).__name__
+    return text[:300]
+
+
+def _read_json(uri: str) -> dict[str, Any] | None:
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        with filesystem.open_input_stream(path) as stream:
+            return json.loads(stream.read().decode("utf-8"))
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def _export_state(export_uri: str, config_hash: str) -> dict[str, Any] | None:
+    state = _read_json(f"{export_uri}/{ckpt.STATE_FILE}")
+    return state if state and state.get("config_hash") == config_hash else None
+
+
+def _drain(sink: Any) -> dict[str, Any]:
+    """Wait for the rows sent before the end to be written, read the notes, stop the sink."""
+    import ray
+
+    try:
+        ray.get(sink.ping.remote())
+        return ray.get(sink.notes.remote())
+    finally:
+        ray.kill(sink)
+
+
+def _result_from_manifest(run_dir: Path, metrics_path: Path) -> TrainResult:
+    manifest = Manifest.read(run_dir / STAGE)
+    assert manifest is not None
+    extra = manifest.extra
+    return TrainResult(
+        run_dir=run_dir,
+        complete=True,
+        checkpoint=Path(extra["checkpoint"]),
+        metrics_path=metrics_path,
+        steps=extra["steps"],
+        total_steps=extra["steps"],
+        steps_per_epoch=extra["steps_per_epoch"],
+        final_loss=extra.get("final_loss"),
+        resumed_from_step=extra.get("resumed_from_step", 0),
+        seconds=0.0,
+        stats=TokenStats(**extra["tokens"]),
+        skipped=True,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- dry run
+
+
+def describe_plan(
+    config: RunConfig, model_path: str | None = None, data: TokenizedData | None = None
+) -> dict[str, Any]:
+    """What `limo train` would run, without starting Ray: devices, DeepSpeed config, batch, steps, memory.
+
+    `model_path` (resolved) lets the plan read the model's config for bucket sizes and the memory estimate;
+    `data` (already tokenised) adds the step count. `format_plan` turns the result into lines for the CLI.
+    """
+    train = config.train
+    model_config = _model_config(model_path, _trust_remote_code(config)) if model_path else None
+    hidden = getattr(model_config, "hidden_size", None)
+    if hidden is None:  # a hub model not downloaded here: the estimator's table knows the usual ones
+        from limo_ray.train.memory import arch_for
+
+        arch = arch_for(config.models[train.model].path)
+        hidden = arch.hidden_size if arch is not None else None
+    if train.attention == "auto":
+        attention = "flash_attention_2 on CUDA workers with flash-attn, else sdpa" if train.use_gpu else "sdpa"
+    else:
+        attention = train.attention
+    global_batch = train.micro_batch_size * train.gradient_accumulation_steps * train.num_workers
+    plan: dict[str, Any] = {
+        "model": f"{train.model} ({model_path or config.models[train.model].path})",
+        "workers": f"{train.num_workers} x {'GPU' if train.use_gpu else 'CPU'} ({train.cpus_per_worker:g} CPUs each)",
+        "backend": dist_backend(train.use_gpu),
+        "attention": attention,
+        "precision": train.precision,
+        "zero_stage": train.zero_stage,
+        "cpu_offload": train.cpu_offload,
+        "gradient_checkpointing": train.gradient_checkpointing,
+        "sequence": f"max {train.max_seq_len} tokens, {train.truncation} longer, "
+        f"packing {'on' if train.packing else 'off'}",
+        "global_batch": f"{train.micro_batch_size} x {train.gradient_accumulation_steps} accumulation x "
+        f"{train.num_workers} workers = {global_batch} {'packed rows' if train.packing else 'samples'} per step",
+        "schedule": f"lr {train.learning_rate:g}, {train.lr_scheduler}, warm-up ratio {train.warmup_ratio:g}, "
+        f"{train.epochs} epochs",
+        "deepspeed": build_deepspeed_config(train, train.num_workers, hidden),
+    }
+    if data is not None:
+        rows, per_epoch = plan_steps(data.lengths.tolist(), train, train.num_workers)
+        plan["steps"] = f"{per_epoch} per epoch x {train.epochs} = {per_epoch * train.epochs} ({rows} rows per epoch)"
+    plan["memory"] = _memory_estimate(config, model_config)
+    return plan
+
+
+def memory_verdict(config: RunConfig, model_config: Any = None) -> tuple[Any, Any]:
+    """(per-GPU estimate, fit verdict) from `limo_ray.train.memory` for this run's training on its cluster.
+
+    (None, None) on CPU runs and for models whose architecture cannot be told; the verdict is None when the
+    cluster's `gpu_type` gives no memory size. The loss the loop computes is the fused one (loss.py).
+    """
+    from limo_ray.train.memory import estimate_for_config, gpu_memory_gib
+
+    estimate = estimate_for_config(config, model_config, loss_impl="fused")
+    if estimate is None:
+        return None, None
+    gib = gpu_memory_gib(config.cluster.gpu_type)
+    return estimate, (estimate.fits(gib) if gib is not None else None)
+
+
+def check_memory(config: RunConfig, model_config: Any = None) -> None:
+    """Refuse, with the numbers, a GPU plan whose estimate does not fit the cluster's GPUs."""
+    _, verdict = memory_verdict(config, model_config)
+    if verdict is not None and not verdict.ok:
+        raise LimoError(f"train: the plan {verdict.message}")
+
+
+def _memory_estimate(config: RunConfig, model_config: Any) -> str:
+    estimate, verdict = memory_verdict(config, model_config)
+    if estimate is None:
+        return "not estimated (CPU training, or an architecture the estimator does not know)"
+    if verdict is None:
+        return f"{estimate} (cluster.gpu_type {config.cluster.gpu_type!r}: memory per GPU unknown, not checked)"
+    return verdict.message
+
+
+def format_plan(plan: dict[str, Any]) -> str:
+    lines = []
+    for key, value in plan.items():
+        if isinstance(value, dict):
+            value = json.dumps(value, sort_keys=False)
+        lines.append(f"{key:>22}: {value}")
+    return "\n".join(lines)

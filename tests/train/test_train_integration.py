@@ -1,0 +1,202 @@
+"""ZeRO-3 training on 2 Ray workers (gloo, CPU): loss, exactness, export, serving, resume. One Ray cluster per module.
+
+The uninterrupted run is trained once (module fixture) and is the reference of the resume test too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from limo_ray.config import LIMO_SYSTEM_PROMPT, RunConfig, load_config
+from limo_ray.errors import LimoError
+from limo_ray.train import run_training
+from limo_ray.train.checkpoint import PROBE_FILE
+from limo_ray.train.data import TokenizedData, load_tokenizer, read_dataset, tokenize_dataset, tokenize_row
+from limo_ray.train.packing import collate, epoch_rows, step_plan, token_loss_sum
+from limo_ray.train.run import plan_steps
+from limo_ray.train.schedule import lr_multiplier
+from tests.train.tiny_world import limo_rows, write_jsonl
+
+pytestmark = pytest.mark.integration
+
+OVERRIDES = [
+    "train.precision=fp32",  # exactness checks need fp32
+    "train.epochs=2",
+    "train.micro_batch_size=2",
+    "train.learning_rate=3.0e-3",
+    "train.checkpoint_every_steps=2",
+]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    from limo_ray.engine import init_ray
+
+    init_ray(load_config("tiny").cluster, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def config() -> RunConfig:
+    return load_config("tiny", OVERRIDES)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_jsonl(limo_rows(32, seed=3), tmp_path_factory.mktemp("data") / "dataset.jsonl")
+
+
+@pytest.fixture(scope="module")
+def trained(ray_cluster, config: RunConfig, dataset: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    return run_training(config, tmp_path_factory.mktemp("runs") / "straight", dataset, str(tiny_model))
+
+
+def _losses(metrics_path: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in metrics_path.read_text().splitlines()]
+
+
+def test_zero3_on_two_workers_trains_and_the_loss_falls(trained, report) -> None:
+    rows = [json.loads(line) for line in trained.metrics_path.read_text().splitlines()]
+    assert trained.complete and trained.steps == trained.total_steps == len(rows) == 8
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert {"step", "epoch", "loss", "lr", "tokens_per_s"} <= set(rows[0])
+    losses = [r["loss"] for r in rows]
+    report(f"loss by step: {', '.join(f'{x:.3f}' for x in losses)}")
+    assert losses[-1] < 0.8 * losses[0]
+    manifest = json.loads((trained.run_dir / "train" / "manifest.json").read_text())
+    assert manifest["complete"] is True and manifest["rows_out"] == 32
+
+
+def test_two_worker_zero3_steps_equal_one_process_on_the_global_batch(
+    trained, config, dataset, tiny_model, report
+) -> None:
+    """DeepSpeed's mean over ranks and accumulation, undone by our scale, must give the global token mean."""
+    reference = _single_process_losses(config, dataset, tiny_model, steps=4)
+    measured = _losses(trained.metrics_path)[:4]
+    diff = max(abs(a - b) for a, b in zip(measured, reference, strict=True))
+    report(f"ZeRO-3 x 2 workers vs one process, first 4 steps: max loss diff {diff:.1e}")
+    assert diff < 1e-5
+
+
+def test_consolidated_checkpoint_reloads_with_the_trained_models_logits(trained, report) -> None:
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = trained.checkpoint
+    assert (folder / "model.safetensors").is_file() and (folder / "generation_config.json").is_file()
+    assert AutoTokenizer.from_pretrained(folder).chat_template
+    probe = load_file(str(trained.run_dir / "train" / PROBE_FILE))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(input_ids=probe["input_ids"].long()).logits
+    diff = float((logits - probe["logits"]).abs().max())
+    report(f"export vs trained model: max abs logit diff {diff:.2e}")
+    assert diff < 1e-5
+
+
+def test_consolidated_checkpoint_is_served_by_vllm(trained) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from vllm import LLM, SamplingParams
+        if __name__ == "__main__":
+            llm = LLM(model=sys.argv[1], enforce_eager=True, dtype="float32", max_model_len=512, seed=0)
+            out = llm.generate(["<|im_start|>user\\nWhat is 2 + 3?<|im_end|>\\n<|im_start|>assistant\\n"],
+                               SamplingParams(max_tokens=8, temperature=0.0))
+            print("GENERATED", len(out[0].outputs[0].token_ids))
+        """
+    )
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(trained.checkpoint)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert "GENERATED" in done.stdout, done.stderr[-3000:]
+    assert int(done.stdout.split("GENERATED")[1].split()[0]) > 0
+
+
+def test_resume_after_a_crash_ends_where_the_uninterrupted_run_ends(
+    trained, config, dataset, tiny_model, tmp_path: Path, report
+) -> None:
+    run_dir = tmp_path / "crashed"
+    # Checkpoints at steps 2 and 4; the crash after step 5 loses step 5, which the resumed run redoes.
+    with pytest.raises(LimoError, match="resume"):
+        run_training(config, run_dir, dataset, str(tiny_model), fail_at_step=5)
+    resumed = run_training(config, run_dir, dataset, str(tiny_model))
+    assert resumed.complete and resumed.resumed_from_step == 4
+    steps = [json.loads(line)["step"] for line in resumed.metrics_path.read_text().splitlines()]
+    assert steps == list(range(1, 9))  # nothing lost, nothing logged twice
+    diff = abs(resumed.final_loss - trained.final_loss)
+    report(
+        f"resumed vs uninterrupted final loss: {resumed.final_loss:.9f} vs {trained.final_loss:.9f}, diff {diff:.1e}"
+    )
+    assert diff < 1e-6
+
+
+def test_a_complete_run_is_not_redone(trained, config, dataset, tiny_model) -> None:
+    again = run_training(config, trained.run_dir, dataset, str(tiny_model))
+    assert again.skipped and again.checkpoint == trained.checkpoint and again.final_loss == trained.final_loss
+
+
+def test_tokenisation_as_a_ray_data_step_counts_what_it_drops(ray_cluster, dataset, tiny_model) -> None:
+    data = tokenize_dataset(read_dataset(dataset), str(tiny_model), LIMO_SYSTEM_PROMPT, 200, "drop")
+    tokenizer = load_tokenizer(str(tiny_model))
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()]
+    direct = TokenizedData.from_rows([tokenize_row(tokenizer, r, LIMO_SYSTEM_PROMPT, 200, "drop") for r in rows])
+    assert data.stats.rows_in == 32 and 0 < data.stats.rows_dropped < 32
+    assert (data.stats.rows_dropped, data.ids) == (direct.stats.rows_dropped, direct.ids)
+    assert data.input_ids.tolist() == direct.input_ids.tolist()
+
+
+def _single_process_losses(config: RunConfig, dataset: Path, tiny_model: Path, steps: int) -> list[float]:
+    """The same steps in one process with plain torch: the whole global batch, token-mean loss, AdamW, clipping."""
+    from transformers import AutoModelForCausalLM
+
+    train, world = config.train, config.train.num_workers
+    tokenizer = load_tokenizer(str(tiny_model))
+    rows = [json.loads(line) for line in dataset.read_text().splitlines()]
+    data = TokenizedData.from_rows(
+        [tokenize_row(tokenizer, r, LIMO_SYSTEM_PROMPT, train.max_seq_len, train.truncation) for r in rows]
+    )
+    _, per_epoch = plan_steps(data.lengths.tolist(), train, world)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32, attn_implementation="sdpa")
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.endswith(".bias")]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and not n.endswith(".bias"))]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        lr=train.learning_rate,
+    )
+    factor = lr_multiplier(train.lr_scheduler, per_epoch * train.epochs, train.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    losses = []
+    for step in range(steps):
+        epoch, index = divmod(step, per_epoch)
+        plan = step_plan(
+            epoch_rows(data.lengths.tolist(), train.packing, train.max_seq_len, config.seed, epoch),
+            train.micro_batch_size,
+            train.gradient_accumulation_steps,
+            world,
+        )[index]
+        batches = [collate(data, mb, "rows", tokenizer.pad_token_id) for per_rank in plan for mb in per_rank]
+        targets = sum(b.num_targets for b in batches)
+        total = 0.0
+        for batch in batches:
+            loss_sum = token_loss_sum(model(**batch.model_inputs()).logits, batch.targets)
+            (loss_sum / targets).backward()
+            total += float(loss_sum.detach())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(total / targets)
+    return losses
