@@ -40,7 +40,7 @@ def test_water_fill_is_even_and_gives_short_cells_leftovers_to_others() -> None:
 
 
 def test_every_quota_is_met_within_one_with_enough_supply(tmp_path: Path) -> None:
-    problems = _pool(1200, seed=11)
+    problems = _pool(600, seed=11)
     result = Balance().run(_ctx(tmp_path, "curate.balance.size=100"), problems)
     cells = Counter((p.domain, p.difficulty) for p in result.kept)
     assert len(result.kept) == 100 and len(cells) == 20
@@ -49,7 +49,7 @@ def test_every_quota_is_met_within_one_with_enough_supply(tmp_path: Path) -> Non
 
 
 def test_short_cells_are_named_and_others_take_the_slack(tmp_path: Path) -> None:
-    problems = [p for p in _pool(1200, seed=12) if not (p.domain == "counting" and p.difficulty == "5")]
+    problems = [p for p in _pool(600, seed=12) if not (p.domain == "counting" and p.difficulty == "5")]
     problems += [p for p in _pool(60, seed=13) if p.domain == "counting" and p.difficulty == "5"][:2]
     result = Balance().run(_ctx(tmp_path, "curate.balance.size=200"), problems)
     assert result.facts["short_cells"] == ["counting/5"]
@@ -57,7 +57,7 @@ def test_short_cells_are_named_and_others_take_the_slack(tmp_path: Path) -> None
 
 
 def test_same_seed_same_selection_and_another_seed_differs(tmp_path: Path) -> None:
-    problems = _pool(800, seed=14)
+    problems = _pool(600, seed=14)
     pick = [
         sorted(p.id for p in Balance().run(_ctx(tmp_path, "curate.balance.size=60", f"seed={s}"), problems).kept)
         for s in (0, 0, 1)
