@@ -1,0 +1,39 @@
+"""The toy world: procedurally generated math problems, reference chains at LIMO's quality levels, a tokenizer
+and tiny Qwen2 models (weak, strong, strong_b, student) trained on CPU, built once and cached by content hash.
+
+It is the embedded default of the `tiny` preset: real HF checkpoints served by the same vLLM engine code as the
+cluster, in a world where a weak model really fails hard problems and a strong one solves some.
+"""
+
+from limo_ray.toy.build import (
+    MODEL_NAMES,
+    TOY_SPECS,
+    ToySpec,
+    ToyWorld,
+    build_toy_world,
+    cache_root,
+    resolve_toy_path,
+    toy_spec,
+    world_hash,
+)
+from limo_ray.toy.chains import QUALITY_LEVELS, reference_chain
+from limo_ray.toy.problems import DOMAINS, LEVELS, ToyProblem, generate_problems, generate_toy_problems
+
+__all__ = [
+    "DOMAINS",
+    "LEVELS",
+    "MODEL_NAMES",
+    "QUALITY_LEVELS",
+    "TOY_SPECS",
+    "ToyProblem",
+    "ToySpec",
+    "ToyWorld",
+    "build_toy_world",
+    "cache_root",
+    "generate_problems",
+    "generate_toy_problems",
+    "reference_chain",
+    "resolve_toy_path",
+    "toy_spec",
+    "world_hash",
+]
