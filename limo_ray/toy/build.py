@@ -51,7 +51,8 @@ MODEL_NAMES: tuple[str, ...] = ("weak", "strong", "strong_b", "student")
 Size = Literal["full", "test"]
 
 # Chain-quality mixes (weights of L1..L5), named for what they teach.
-_TERSE = (0.3, 0.7, 0.0, 0.0, 0.0)  # mostly bare equations: the weak model's style
+_TERSE = (0.2, 0.8, 0.0, 0.0, 0.0)  # mostly bare equations: the weak model's style...
+_GUESS = (0.6, 0.4, 0.0, 0.0, 0.0)  # ...and on the harder levels it mostly just guesses
 _GOOD = (0.0, 0.1, 0.3, 0.2, 0.4)  # mostly explained chains: the strong model's style
 _GOOD_B = (0.0, 0.1, 0.2, 0.2, 0.5)
 _SHOWN = (0.5, 0.0, 0.5, 0.0, 0.0)  # the student sees worked steps on easy problems...
@@ -93,7 +94,7 @@ def _spec(name: str, size: tuple[int, int, int, int, int], steps: int, lr: float
         kv_heads=kv_heads,
         intermediate=intermediate,
         steps=steps,
-        batch_size=mix.pop("batch_size", 64),
+        batch_size=mix.pop("batch_size", 16),
         lr=lr,
         seed=seed,
         **mix,
@@ -111,20 +112,20 @@ TOY_SPECS: dict[str, ToySpec] = {
         case_dup_frac=0.02,
         near_dup_frac=0.03,
         weak=_spec(
-            "weak", (128, 3, 4, 2, 384), 300, 3e-3, 1,
-            level_weights=(0.3, 0.3, 0.25, 0.1, 0.05), quality_by_level=(_TERSE,) * 5,
+            "weak", (128, 2, 4, 2, 384), 3000, 1e-3, 1,
+            level_weights=(0.35, 0.35, 0.2, 0.07, 0.03), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
         ),
         strong=_spec(
-            "strong", (192, 4, 6, 2, 576), 600, 2e-3, 2,
-            level_weights=(0.1, 0.15, 0.2, 0.25, 0.3), quality_by_level=(_GOOD,) * 5,
+            "strong", (128, 3, 4, 2, 384), 2000, 1e-3, 2,
+            level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_GOOD,) * 5,
         ),
         strong_b=_spec(
-            "strong_b", (192, 4, 6, 2, 576), 600, 2e-3, 3,
-            level_weights=(0.1, 0.15, 0.2, 0.25, 0.3), quality_by_level=(_GOOD_B,) * 5,
-            branch_of="strong", branch_at=0.6,
+            "strong_b", (128, 3, 4, 2, 384), 2000, 1e-3, 3,
+            level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_GOOD_B,) * 5,
+            branch_of="strong", branch_at=0.75,
         ),
         student=_spec(
-            "student", (128, 4, 4, 2, 512), 300, 3e-3, 4,
+            "student", (128, 2, 4, 2, 384), 2200, 1e-3, 4,
             level_weights=(0.2,) * 5, quality_by_level=(_SHOWN, _SHOWN, _BLURT, _BLURT, _BLURT),
         ),
     ),
@@ -138,20 +139,20 @@ TOY_SPECS: dict[str, ToySpec] = {
         case_dup_frac=0.02,
         near_dup_frac=0.03,
         weak=_spec(
-            "weak", (64, 2, 2, 1, 192), 120, 4e-3, 1,
-            level_weights=(0.3, 0.3, 0.25, 0.1, 0.05), quality_by_level=(_TERSE,) * 5,
+            "weak", (64, 2, 2, 1, 192), 600, 1.5e-3, 1,
+            level_weights=(0.35, 0.35, 0.2, 0.07, 0.03), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
         ),
         strong=_spec(
-            "strong", (128, 2, 4, 2, 384), 240, 3e-3, 2,
-            level_weights=(0.1, 0.15, 0.2, 0.25, 0.3), quality_by_level=(_GOOD,) * 5,
+            "strong", (128, 2, 4, 2, 384), 1200, 1e-3, 2,
+            level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_GOOD,) * 5,
         ),
         strong_b=_spec(
-            "strong_b", (128, 2, 4, 2, 384), 240, 3e-3, 3,
-            level_weights=(0.1, 0.15, 0.2, 0.25, 0.3), quality_by_level=(_GOOD_B,) * 5,
-            branch_of="strong", branch_at=0.7,
+            "strong_b", (128, 2, 4, 2, 384), 1200, 1e-3, 3,
+            level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_GOOD_B,) * 5,
+            branch_of="strong", branch_at=0.8,
         ),
         student=_spec(
-            "student", (64, 2, 2, 1, 192), 120, 4e-3, 4,
+            "student", (64, 2, 2, 1, 192), 600, 1.5e-3, 4,
             level_weights=(0.2,) * 5, quality_by_level=(_SHOWN, _SHOWN, _BLURT, _BLURT, _BLURT),
         ),
     ),

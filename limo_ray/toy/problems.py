@@ -249,6 +249,15 @@ def _equations(rng: random.Random, level: int) -> ToyProblem:
         text = _solve_for(rng, v, f"{a}{v} + {b} = {c}")
         return ToyProblem(text, ans, "equations", level, f"isolate {v}", (s1, s2))
     if level == 4:
+        if rng.random() < 0.5:
+            # undo an outer step, then a bracket: three steps.
+            a, b, e, x = _d(rng, 2), _d(rng), _d(rng), _d(rng)
+            c = a * (x + b) + e
+            m, s1 = _sub(c, e, f"take {e} from both sides")
+            k, s2 = _div(m, a, f"divide by {a}")
+            ans, s3 = _sub(k, b, f"take {b} from the bracket")
+            text = _solve_for(rng, v, f"{a}({v} + {b}) + {e} = {c}")
+            return ToyProblem(text, ans, "equations", level, "undo the outside first", (s1, s2, s3))
         c, a, x, b = _d(rng, 1, 7), _d(rng, 3), _d(rng), _d(rng)
         k, s1 = _sub(a, c, f"collect the {v} terms")
         _need(k >= 2)
@@ -258,18 +267,7 @@ def _equations(rng: random.Random, level: int) -> ToyProblem:
         ans, s3 = _div(m, k, f"divide by {k}")
         eq = f"{a}{v} + {b} = {c}{v} + {d}"
         return ToyProblem(_solve_for(rng, v, eq), ans, "equations", level, f"collect the {v} terms", (s1, s2, s3))
-    if rng.random() < 0.5:
-        # level 5: undo an outer step, then a bracket: three steps.
-        a, b, e, x = _d(rng, 2), _d(rng), _d(rng), _d(rng)
-        inner = x + b
-        c = a * inner + e
-        m, s1 = _sub(c, e, f"take {e} from both sides")
-        k, s2 = _div(m, a, f"divide by {a}")
-        s2 = Step(f"{m} / {a} = {k}", s2.why, f"{k} * {a} = {m}")
-        ans, s3 = _sub(k, b, f"take {b} from the bracket")
-        text = _solve_for(rng, v, f"{a}({v} + {b}) + {e} = {c}")
-        return ToyProblem(text, ans, "equations", level, "undo the outside first", (s1, s2, s3))
-    # level 5: a system of two equations, and a product of the solutions: four steps.
+    # level 5: a system of two equations, then a product of the solutions: four steps.
     (p, q) = rng.choice((("x", "y"), ("a", "b"), ("m", "n"), ("p", "q")))
     x, y = _d(rng, 2), _d(rng, 1)
     _need(x > y)
@@ -277,8 +275,9 @@ def _equations(rng: random.Random, level: int) -> ToyProblem:
     two_x, s1 = _add(s, t, "add the two equations")
     xv, s2 = _div(two_x, 2, f"halve it to get {p}")
     yv, s3 = _sub(s, xv, f"take {p} from the sum to get {q}")
-    ans, s4 = _mul(xv, yv, f"multiply {p} and {q}")
-    text = f"If {p} + {q} = {s} and {p} - {q} = {t}, what is {p} * {q}?"
+    left, right = rng.choice(((p, q), (p, p), (q, q)))
+    ans, s4 = _mul(xv if left == p else yv, xv if right == p else yv, f"multiply {left} by {right}")
+    text = f"If {p} + {q} = {s} and {p} - {q} = {t}, what is {left} * {right}?"
     return ToyProblem(text, ans, "equations", level, f"add the equations to find {p}", (s1, s2, s3, s4))
 
 
@@ -292,6 +291,13 @@ def _mod_ask(rng: random.Random, expr: str, m: int) -> str:
 
 
 def _modular(rng: random.Random, level: int) -> ToyProblem:
+    problem = _modular_draw(rng, level)
+    # Products are often multiples of m: without this, "0" would be a good blind guess.
+    _need(problem.answer != 0 or rng.random() < 0.15)
+    return problem
+
+
+def _modular_draw(rng: random.Random, level: int) -> ToyProblem:
     m = _d(rng, 3)
     if level == 1:
         n = rng.randint(m + 1, 10 * m - 1)
@@ -307,33 +313,29 @@ def _modular(rng: random.Random, level: int) -> ToyProblem:
         _, r, s2 = _divmod(s, m, f"divide by {m}")
         return ToyProblem(_mod_ask(rng, f"({a} + {b})", m), r, "modular", level, "add, then reduce", (s1, s2))
     if level == 3:
+        a, b = _d(rng, 2), _d(rng, 2)
+        p, s1 = _mul(a, b, "multiply")
+        _, r, s2 = _divmod(p, m, f"divide by {m}")
+        return ToyProblem(_mod_ask(rng, f"({a} * {b})", m), r, "modular", level, "multiply, then reduce", (s1, s2))
+    if level == 4:
         a, b, c = _d(rng, 2), _d(rng, 2), _d(rng)
         p, s1 = _mul(a, b, "multiply")
         s, s2 = _add(p, c, f"add {c}")
         _, r, s3 = _divmod(s, m, f"divide by {m}")
         text = _mod_ask(rng, f"({a} * {b} + {c})", m)
         return ToyProblem(text, r, "modular", level, "compute, then reduce", (s1, s2, s3))
-    if level == 4:
-        a = _d(rng, 2)
-        _need(a < m)
-        p, s1 = _mul(a, a, f"square {a}")
-        _, r1, s2 = _divmod(p, m, f"reduce mod {m}")
-        p2, s3 = _mul(r1, a, f"multiply by {a} again")
-        _, r2, s4 = _divmod(p2, m, f"reduce mod {m}")
-        _need(r1 > 1)
-        text = _mod_ask(rng, f"{a}^3", m)
-        return ToyProblem(text, r2, "modular", level, "reduce after each product", (s1, s2, s3, s4))
-    # level 5: a fourth power by squaring twice, plus a constant: five steps.
-    a, c = _d(rng, 2), _d(rng)
-    _need(a < m)
-    p, s1 = _mul(a, a, f"square {a}")
-    _, r1, s2 = _divmod(p, m, f"reduce mod {m}")
-    p2, s3 = _mul(r1, r1, f"square {r1}")
-    s, s4 = _add(p2, c, f"add {c}")
-    _, r2, s5 = _divmod(s, m, f"reduce mod {m}")
-    _need(r1 > 1)
-    text = _mod_ask(rng, f"({a}^4 + {c})", m)
-    return ToyProblem(text, r2, "modular", level, "square twice, reducing each time", (s1, s2, s3, s4, s5))
+    # level 5: three remainders and their sum: five steps (a sum, not one remainder, so a blind guess rarely hits).
+    values = [rng.randint(m + 1, 10 * m - 1) for _ in range(3)]
+    steps, rests = [], []
+    for n in values:
+        _, r, step = _divmod(n, m, f"reduce {n} mod {m}")
+        steps.append(step)
+        rests.append(r)
+    partial, s4 = _add(rests[0], rests[1], "add the first two remainders")
+    ans, s5 = _add(partial, rests[2], "add the third")
+    text = rng.choice(("Find", "Compute", "What is")) + " " + " + ".join(f"({n} mod {m})" for n in values)
+    text += "?" if text.startswith("What") else "."
+    return ToyProblem(text, ans, "modular", level, "reduce each number, then add", (*steps, s4, s5))
 
 
 # ----------------------------------------------------------------------------------------------- counting
@@ -352,10 +354,15 @@ def _counting(rng: random.Random, level: int) -> ToyProblem:
         return ToyProblem(text, ans, "counting", level, "multiply the choices", (step,))
     if level == 2:
         a = _d(rng)
-        b = a + _d(rng, 2, 30)
+        b = a + _d(rng, 2, 50)
         d, s1 = _sub(b, a, "take the difference")
         ans, s2 = _add(d, 1, "count both ends")
-        text = f"How many whole numbers are there from {a} to {b}, inclusive?"
+        text = rng.choice(
+            (
+                f"How many whole numbers are there from {a} to {b}, inclusive?",
+                f"How many integers lie from {a} to {b}, counting both ends?",
+            )
+        )
         return ToyProblem(text, ans, "counting", level, "count both ends", (s1, s2))
     if level == 3:
         if rng.random() < 0.5:
@@ -378,7 +385,7 @@ def _counting(rng: random.Random, level: int) -> ToyProblem:
         text = f"How many multiples of {k} are there from {lo} to {hi}?"
         return ToyProblem(text, ans, "counting", level, "count up to each end", (s1, s2, s3))
     # level 5: inclusion-exclusion, five steps.
-    a, b = rng.choice(((2, 3), (2, 5), (3, 4), (3, 5)))
+    a, b = rng.choice(((2, 3), (2, 5), (2, 7), (2, 9), (3, 4), (3, 5), (3, 7), (3, 8), (4, 5), (4, 7), (4, 9)))
     n = rng.randint(10, 10 * a - 1)
     q1, _, s1 = _divmod(n, a, f"count multiples of {a}")
     q2, _, s2 = _divmod(n, b, f"count multiples of {b}")
@@ -389,7 +396,12 @@ def _counting(rng: random.Random, level: int) -> ToyProblem:
     )
     s, s4 = _add(q1, q2, "add the two counts")
     ans, s5 = _sub(s, q3, "remove the double count")
-    text = f"How many numbers from 1 to {n} are divisible by {a} or {b}?"
+    text = rng.choice(
+        (
+            f"How many numbers from 1 to {n} are divisible by {a} or {b}?",
+            f"How many integers from 1 to {n} are multiples of {a} or of {b}?",
+        )
+    )
     return ToyProblem(text, ans, "counting", level, "add the counts, remove the overlap", (s1, s2, s3, s4, s5))
 
 
