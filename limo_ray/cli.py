@@ -206,6 +206,31 @@ def toy_build(
         typer.echo(f"  toy:{name:10} {path}")
 
 
+@toy_app.command("report")
+def toy_report(
+    config: ConfigOption = "tiny",
+    overrides: SetOption = None,
+    size: Annotated[str | None, typer.Option(help="full or test [the config's toy.size].")] = None,
+    seed: Annotated[int | None, typer.Option(help="World seed [the config's toy.seed].")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Measure the toy world's calibration (vLLM in Ray Data, project grader) and check it against its bounds."""
+    import json
+
+    from limo_ray.toy import build_toy_world, calibration_report
+
+    resolved = _load(config, overrides)
+    world = build_toy_world(size or resolved.toy.size, resolved.toy.seed if seed is None else seed)
+    typer.echo(f"measuring toy world {world.content_hash} on its benchmark ({world.benchmark})")
+    report = calibration_report(world, cluster=resolved.cluster, log=typer.echo)
+    typer.echo(report.format())
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps({"world": world.content_hash, **report.to_dict()}, indent=2) + "\n")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 @app.command("train")
 def train_command(
     config: ConfigOption = "tiny",

@@ -18,6 +18,7 @@ from limo_ray.toy.build import (
 )
 from limo_ray.toy.chains import QUALITY_LEVELS, reference_chain
 from limo_ray.toy.problems import DOMAINS, LEVELS, ToyProblem, generate_problems, generate_toy_problems
+from limo_ray.toy.report import CalibrationReport, calibration_report, level_table
 
 __all__ = [
     "DOMAINS",
@@ -25,13 +26,16 @@ __all__ = [
     "MODEL_NAMES",
     "QUALITY_LEVELS",
     "TOY_SPECS",
+    "CalibrationReport",
     "ToyProblem",
     "ToySpec",
     "ToyWorld",
     "build_toy_world",
     "cache_root",
+    "calibration_report",
     "generate_problems",
     "generate_toy_problems",
+    "level_table",
     "reference_chain",
     "resolve_toy_path",
     "toy_spec",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -55,6 +56,7 @@ _TERSE = (0.2, 0.8, 0.0, 0.0, 0.0)  # mostly bare equations: the weak model's st
 _GUESS = (0.6, 0.4, 0.0, 0.0, 0.0)  # ...and on the harder levels it mostly just guesses
 _GOOD = (0.0, 0.1, 0.3, 0.2, 0.4)  # mostly explained chains: the strong model's style
 _GOOD_B = (0.0, 0.1, 0.2, 0.2, 0.5)
+_SHORT_GOOD = (0.0, 0.2, 0.5, 0.1, 0.2)  # the same styles, shorter on average: more steps per second
 _SHOWN = (0.5, 0.0, 0.5, 0.0, 0.0)  # the student sees worked steps on easy problems...
 _BLURT = (0.85, 0.0, 0.15, 0.0, 0.0)  # ...and mostly bare answers on hard ones: SFT on chains can improve it
 
@@ -112,7 +114,7 @@ TOY_SPECS: dict[str, ToySpec] = {
         case_dup_frac=0.02,
         near_dup_frac=0.03,
         weak=_spec(
-            "weak", (128, 2, 4, 2, 384), 3000, 1e-3, 1,
+            "weak", (128, 2, 4, 2, 384), 3400, 1e-3, 1,
             level_weights=(0.35, 0.35, 0.2, 0.07, 0.03), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
         ),
         strong=_spec(
@@ -125,7 +127,7 @@ TOY_SPECS: dict[str, ToySpec] = {
             branch_of="strong", branch_at=0.75,
         ),
         student=_spec(
-            "student", (128, 2, 4, 2, 384), 2200, 1e-3, 4,
+            "student", (128, 2, 4, 2, 384), 2400, 1e-3, 4,
             level_weights=(0.2,) * 5, quality_by_level=(_SHOWN, _SHOWN, _BLURT, _BLURT, _BLURT),
         ),
     ),
@@ -138,18 +140,20 @@ TOY_SPECS: dict[str, ToySpec] = {
         exact_dup_frac=0.02,
         case_dup_frac=0.02,
         near_dup_frac=0.03,
+        # A third of the full world's compute: the strong model gets most of it (shorter chains, so more steps),
+        # the weak one sees only the easy levels, so "strong beats weak at the top" still holds.
         weak=_spec(
-            "weak", (64, 2, 2, 1, 192), 600, 1.5e-3, 1,
-            level_weights=(0.35, 0.35, 0.2, 0.07, 0.03), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
+            "weak", (128, 2, 4, 2, 384), 600, 1e-3, 1,
+            level_weights=(0.5, 0.4, 0.1, 0.0, 0.0), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
         ),
         strong=_spec(
-            "strong", (128, 2, 4, 2, 384), 1200, 1e-3, 2,
-            level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_GOOD,) * 5,
+            "strong", (128, 2, 4, 2, 384), 1300, 1e-3, 2,
+            level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_SHORT_GOOD,) * 5,
         ),
         strong_b=_spec(
-            "strong_b", (128, 2, 4, 2, 384), 1200, 1e-3, 3,
+            "strong_b", (128, 2, 4, 2, 384), 1300, 1e-3, 3,
             level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_GOOD_B,) * 5,
-            branch_of="strong", branch_at=0.8,
+            branch_of="strong", branch_at=0.85,
         ),
         student=_spec(
             "student", (64, 2, 2, 1, 192), 600, 1.5e-3, 4,
@@ -201,21 +205,29 @@ def toy_spec(size: str) -> ToySpec:
 
 def world_hash(spec: ToySpec, seed: int) -> str:
     """Content hash of a world: spec, seed, the content-deciding sources, library versions."""
-    import tokenizers
-    import transformers
+    from importlib.metadata import version
 
     digest = hashlib.sha256()
     blob = {
         "version": WORLD_VERSION,
         "spec": dataclasses.asdict(spec),
         "seed": seed,
-        "libs": [transformers.__version__, tokenizers.__version__],
+        # Versions from package metadata: importing transformers would cost a cache hit seconds.
+        "libs": [version("transformers"), version("tokenizers")],
         "system": LIMO_SYSTEM_PROMPT,
     }
     digest.update(json.dumps(blob, sort_keys=True).encode())
+    digest.update(_source_digest())
+    return f"{spec.size}-{digest.hexdigest()[:16]}"
+
+
+@functools.cache
+def _source_digest() -> bytes:
+    # Read once per process: the code that runs is the code that was imported, even if the files change later.
+    digest = hashlib.sha256()
     for source in (problems.__file__, chains.__file__, tokenizer.__file__, models.__file__, __file__):
         digest.update(Path(source or "").read_bytes())
-    return f"{spec.size}-{digest.hexdigest()[:16]}"
+    return digest.digest()
 
 
 def _world_at(root: Path, spec: ToySpec, seed: int, content_hash: str) -> ToyWorld:
@@ -323,19 +335,21 @@ def problem_record(problem: ToyProblem, pid: str, origin: str, seed: int, extra:
     }
 
 
-def _near_variant(rng: random.Random, text: str) -> tuple[str, str]:
-    """A near duplicate: same problem, small surface change. Returns (text, kind)."""
-    kind = rng.choice(("case", "near"))
-    if kind == "case":
-        return (text.upper() if rng.random() < 0.5 else "  ".join(text.split(" "))), "case"
+def _case_variant(rng: random.Random, text: str) -> str:
+    """Same text up to case and spacing: equal after `normalize_text` (exact dedup's job)."""
+    return text.upper() if rng.random() < 0.5 else "  ".join(text.split(" "))
+
+
+def _near_variant(rng: random.Random, text: str) -> str:
+    """Same problem, a small surface edit (a name swapped, the final punctuation dropped): near dedup's job."""
     words = text.split(" ")
     names = [i for i, w in enumerate(words) if w.strip(".,?") in NAMES]
-    if names and rng.random() < 0.5:
+    if names:
         i = rng.choice(names)
         old = words[i].strip(".,?")
         words[i] = words[i].replace(old, rng.choice([n for n in NAMES if n != old]))
-        return " ".join(words), "near"
-    return (text[:-1] if text[-1] in ".?" else text + "."), "near"
+        return " ".join(words)
+    return text[:-1] if text[-1] in ".?" else text + "."
 
 
 def make_pool(spec: ToySpec, seed: int, exclude: set[str]) -> list[dict[str, Any]]:
@@ -344,20 +358,19 @@ def make_pool(spec: ToySpec, seed: int, exclude: set[str]) -> list[dict[str, Any
     base = generate_toy_problems(spec.pool_size, seeds["pool"], exclude=exclude)
     records = [problem_record(p, f"toy-pool-{i:05d}", "toy:pool", seed) for i, p in enumerate(base)]
     rng = random.Random(f"limo-ray-toy-dups:{seed}")
-    n_exact = round(spec.exact_dup_frac * len(base))
-    n_case = round(spec.case_dup_frac * len(base))
-    n_near = round(spec.near_dup_frac * len(base))
+    kinds = (
+        ["exact"] * round(spec.exact_dup_frac * len(base))
+        + ["case"] * round(spec.case_dup_frac * len(base))
+        + ["near"] * round(spec.near_dup_frac * len(base))
+    )
     extra: list[dict[str, Any]] = []
-    for j, i in enumerate(rng.sample(range(len(base)), n_exact + n_case + n_near)):
+    for kind, i in zip(kinds, rng.sample(range(len(base)), len(kinds)), strict=True):
         original = base[i]
-        if j < n_exact:
-            text, kind = original.text, "exact"
-        else:
-            text, kind = _near_variant(rng, original.text)
-            if j < n_exact + n_case and kind != "case":
-                text, kind = original.text.upper(), "case"
-            if normalize_text(text) in exclude:
-                continue
+        text = {"exact": lambda t: t, "case": lambda t: _case_variant(rng, t), "near": lambda t: _near_variant(rng, t)}[
+            kind
+        ](original.text)
+        if kind == "near" and normalize_text(text) in exclude:
+            continue  # a swapped name could recreate a benchmark problem
         dup = dataclasses.replace(original, text=text)
         pid = f"toy-pool-{len(base) + len(extra):05d}"
         extra.append(problem_record(dup, pid, "toy:pool", seed, {"dup_of": records[i]["id"], "dup_kind": kind}))
@@ -518,10 +531,23 @@ def _train_lane(
 def _lane_process(lane: list[ModelSpec], seed: int, tok_dir: Path, out: Path, held_out: set[str], channel: Any) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the lanes already fill the cores
     import torch
+    from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(1)
+    hf_logging.disable_progress_bar()  # this process only: one bar (the parent's) is enough
+    parent = multiprocessing.parent_process()
+    sent = 0
+
+    def report(message: tuple[Any, ...]) -> None:
+        # A killed build must not leave lanes training for nobody (daemon children outlive a SIGKILLed parent).
+        nonlocal sent
+        sent += 1
+        if sent % 50 == 0 and parent is not None and not parent.is_alive():
+            raise SystemExit(1)
+        channel.put(message)
+
     try:
-        _train_lane(lane, seed, tok_dir, out, held_out, channel.put)
+        _train_lane(lane, seed, tok_dir, out, held_out, report)
         channel.put(("lane_done", "", None))
     except BaseException:
         channel.put(("error", "", traceback.format_exc()))
@@ -581,6 +607,8 @@ def _train_all(spec: ToySpec, seed: int, tok_dir: Path, out: Path, held_out: set
             if proc.is_alive():
                 proc.terminate()
             proc.join()
+        channel.close()
+        channel.join_thread()
     return results
 
 

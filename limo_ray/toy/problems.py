@@ -300,7 +300,9 @@ def _modular(rng: random.Random, level: int) -> ToyProblem:
 def _modular_draw(rng: random.Random, level: int) -> ToyProblem:
     m = _d(rng, 3)
     if level == 1:
-        n = rng.randint(m + 1, 10 * m - 1)
+        # Small quotients first: finding the multiple is the hard part of a remainder (the gentle end of the slope).
+        m = _d(rng, 2, 7)
+        n = rng.randint(m + 1, 5 * m - 1)
         _, r, step = _divmod(n, m, f"divide {n} by {m}")
         if rng.random() < 0.3:
             text = f"{rng.choice(NAMES)} shares {n} {rng.choice(OBJECTS)} equally among {m} friends. How many are left?"
