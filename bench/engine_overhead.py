@@ -80,10 +80,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="HF model folder [the full-size toy world's weak model]")
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--bare-child", nargs=2, metavar=("MODEL", "PROMPTS_JSON"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--bare-child", nargs=3, metavar=("MODEL", "PROMPTS_JSON", "RESULT_JSON"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.bare_child:
-        print(json.dumps(bare_round(*args.bare_child)))
+        # The result goes to a file: vLLM's shutdown may still write to stdout after us.
+        model_dir, prompts_file, result_file = args.bare_child
+        with open(result_file, "w") as out:
+            json.dump(bare_round(model_dir, prompts_file), out)
         return
 
     import tempfile
@@ -102,11 +107,16 @@ def main() -> None:
     init_ray(ClusterConfig(), num_cpus=2)
     print(f"workload: {PROMPTS} prompts x n={SAMPLES} x {NEW_TOKENS} new tokens (ignore_eos), model {model}")
 
+    result_file = handle.name + ".result"
+
     def bare() -> dict[str, float]:
         out = subprocess.run(
-            [sys.executable, __file__, "--bare-child", model, handle.name], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--bare-child", model, handle.name, result_file], capture_output=True, text=True
         )
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        if out.returncode != 0:
+            raise SystemExit(f"the bare engine run failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+        with open(result_file) as result:
+            return json.load(result)
 
     bare()
     ray_data_round(model, prompts)  # warm-up pair

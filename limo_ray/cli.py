@@ -16,6 +16,7 @@ import typer
 
 from limo_ray.config import RunConfig, load_config, preset_names
 from limo_ray.errors import LimoError
+from limo_ray.runfolder import run_lock
 
 app = typer.Typer(
     name="limo",
@@ -103,7 +104,7 @@ def curate_command(
         list[str] | None, typer.Option("--pool", help="Pool file/glob/URI, replaces curate.pool.sources (repeatable).")
     ] = None,
 ) -> None:
-    """Curate a pool: ingest, dedup, decontaminate, weak filter, strong filter (more stages to come).
+    """Curate a pool: ingest, dedup, decontaminate, weak/strong filters, balance, chains, quality, select, export.
 
     Each stage writes curate/<stage>/ with a manifest; curate/ledger.parquet records every decision. Re-running
     with the same run folder skips finished stages and draws only the samples that are missing.
@@ -115,7 +116,8 @@ def curate_command(
     resolved = _load(config, [*(overrides or []), *extra])
     folder = _run_dir(resolved, run_dir)
     ctx = CurateContext(config=resolved, run_dir=folder, resolve_path=_path_resolver(resolved))
-    outcomes = run_curation(ctx, until=until)
+    with run_lock(folder):
+        outcomes = run_curation(ctx, until=until)
     last = outcomes[-1]
     typer.echo(
         f"curate: {last.name} complete, {len(last.kept)} problems kept; ledger: {ctx.curate_dir / 'ledger.parquet'}"
@@ -265,7 +267,8 @@ def train_command(
     data = dataset or folder / "curate" / "dataset.jsonl"
     if not data.is_file():
         raise LimoError(f"no training data at {data}: run `limo curate` first, or pass --dataset FILE")
-    result = run_training(resolved, folder, data, model_path)
+    with run_lock(folder):
+        result = run_training(resolved, folder, data, model_path)
     state = "complete" if result.complete else f"stopped at step {result.steps}/{result.total_steps} (re-run resumes)"
     typer.echo(
         f"train {state}: final loss {result.final_loss}, checkpoint {result.checkpoint}, metrics {result.metrics_path}"
@@ -363,57 +366,59 @@ def eval_command(
     folder = _run_dir(resolved, run_dir)
     resolve = _path_resolver(resolved)
     judge_url = resolved.eval.judge_url
-    if endpoint is not None:
-        if checkpoint:
-            raise LimoError("give --endpoint or --checkpoint, not both")
-        key = os.environ.get(resolved.eval.api_key_env) if resolved.eval.api_key_env else None
-        report = run_eval(
-            resolved,
-            endpoint,
-            folder,
-            benchmark,
-            model,
-            key,
-            judge_url=judge_url,
-            judge_model=resolved.eval.judge_model,
-            judge_api_key=key,
-            resolve_path=resolve,
-            progress=typer.echo,
-        )
-    else:
-        from limo_ray.serve import run_server
-
-        served = _checkpoints(resolved, checkpoint) or {n: resolved.models[n].path for n in resolved.serve.models}
-        names = list(served)
-        if not names:
-            raise LimoError("nothing to evaluate: give --checkpoint or --endpoint, or list serve.models in the config")
-        judge = resolved.eval.judge_model if judge_url is None else None
-        if judge is not None:
-            served[judge] = resolved.models[judge].path
-        handle = run_server(resolved, served, resolve_path=resolve)
-        try:
-            key = os.environ.get(resolved.serve.api_key_env) if resolved.serve.api_key_env else None
+    with run_lock(folder):
+        if endpoint is not None:
+            if checkpoint:
+                raise LimoError("give --endpoint or --checkpoint, not both")
+            key = os.environ.get(resolved.eval.api_key_env) if resolved.eval.api_key_env else None
             report = run_eval(
                 resolved,
-                handle.url,
+                endpoint,
                 folder,
                 benchmark,
-                names,
+                model,
                 key,
-                judge_url=handle.url if judge else judge_url,
+                judge_url=judge_url,
                 judge_model=resolved.eval.judge_model,
                 judge_api_key=key,
                 resolve_path=resolve,
                 progress=typer.echo,
             )
-        finally:
-            handle.shutdown()
+        else:
+            from limo_ray.run import evaluate_checkpoints
+
+            served = _checkpoints(resolved, checkpoint) or {n: resolved.models[n].path for n in resolved.serve.models}
+            report = evaluate_checkpoints(
+                resolved, served, folder, benchmark, resolve_path=resolve, progress=typer.echo
+            )
     for name in report.checkpoints:
         scores = ", ".join(
             f"{b} {s['pass@1']}% [{s['ci95'][0]}, {s['ci95'][1]}]" for b, s in report.data["checkpoints"][name].items()
         )
         typer.echo(f"{name}: {scores}")
     typer.echo(f"report: {report.files.get('md', folder / 'eval' / 'report.md')}")
+
+
+@app.command("run")
+def run_command(
+    config: ConfigOption = "tiny",
+    overrides: SetOption = None,
+    run_dir: RunDirOption = None,
+) -> None:
+    """The whole job: curate -> train -> evaluate, plus the control (the student trained on a random selection).
+
+    Example: `limo run --config tiny --run-dir runs/demo`. Every finished step is skipped on a re-run, so after a
+    crash the same command finishes the job. Writes summary.md (accuracies with 95% CIs and paired bootstrap
+    p-values against the base student, the curation funnel, the loss curve) into the run folder.
+    """
+    from limo_ray.run import run_all
+
+    resolved = _load(config, overrides)
+    folder = _run_dir(resolved, run_dir)
+    with run_lock(folder):
+        summary = run_all(resolved, folder, _path_resolver(resolved), log=typer.echo)
+    typer.echo((folder / "summary.md").read_text(encoding="utf-8"))
+    typer.echo(f"summary: {summary.files['summary']}")
 
 
 @app.command("grade")
@@ -486,6 +491,20 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("limo: aborted", err=True)
         return 130
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Every output is written to a temporary name and renamed into place, and a stage is complete only once
+        # its manifest is: what was finished stays valid, and the same command resumes after space is freed.
+        where = f" writing {exc.filename}" if exc.filename else ""
+        typer.echo(
+            f"limo: error: no space left on the device{where}. Finished stages and stored samples are kept; "
+            "free space (or pick another --run-dir) and run the same command again to resume.",
+            err=True,
+        )
+        return 28
     except Exception as exc:  # click's usage errors, raised because standalone_mode is off
         import click
 

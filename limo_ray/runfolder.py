@@ -26,6 +26,38 @@ from limo_ray.errors import LimoError
 
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the run folder for this process: a second `limo` command on the same folder fails at once, clearly.
+
+    Two writers would both draw the same missing samples and race on the manifests. `flock` is released by the
+    kernel when the holder dies, so a SIGKILLed run never leaves a stale lock behind.
+    """
+    import fcntl
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the lifetime of the lock
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LimoError(
+                f"run folder {folder} is in use by {holder}: wait for it to finish, or use another --run-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        yield path
+    finally:
+        handle.close()
 
 
 @contextmanager

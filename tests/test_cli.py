@@ -94,6 +94,16 @@ def test_train_dry_run_prints_the_memory_plan_and_refuses_one_gpu() -> None:
     out = run("train", "--config", "limo-32b", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert "fits:" in out.stdout and "67.3 GiB per GPU" in out.stdout and "zero_stage: 3" in out.stdout
-    one = run("train", "--config", "limo-32b", "--dry-run", "--set", "cluster.num_nodes=1",
-              "--set", "cluster.gpus_per_node=1", "--set", "train.num_workers=1")
+    one = run(
+        "train",
+        "--config",
+        "limo-32b",
+        "--dry-run",
+        "--set",
+        "cluster.num_nodes=1",
+        "--set",
+        "cluster.gpus_per_node=1",
+        "--set",
+        "train.num_workers=1",
+    )
     assert one.returncode == 2 and "does not fit" in one.stderr and "GiB per GPU" in one.stderr

@@ -21,9 +21,23 @@ def test_eval_checkpoint_serves_evaluates_and_reports(tmp_path: Path, shared_dat
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     run_dir = tmp_path / "run"
-    args = ["eval", "--config", "tiny", "--checkpoint", f"tiny={model}", "--benchmark", "aime24",
-            "--run-dir", str(run_dir), "--set", f"benchmarks.data_root={shared_data}",
-            "--set", "eval.max_tokens=16", "--set", f"serve.port={port}"]
+    args = [
+        "eval",
+        "--config",
+        "tiny",
+        "--checkpoint",
+        f"tiny={model}",
+        "--benchmark",
+        "aime24",
+        "--run-dir",
+        str(run_dir),
+        "--set",
+        f"benchmarks.data_root={shared_data}",
+        "--set",
+        "eval.max_tokens=16",
+        "--set",
+        f"serve.port={port}",
+    ]
     out = subprocess.run([sys.executable, "-m", "limo_ray.cli", *args], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = json.loads((run_dir / "eval" / "report.json").read_text())

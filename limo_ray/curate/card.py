@@ -17,10 +17,13 @@ from limo_ray.records import Sample
 from limo_ray.runfolder import Manifest, write_text_atomic
 
 CARD_FILE = "README.md"
+# Every stage a curation pipeline may run, in order; the card shows those that completed (the random-selection
+# baseline of `limo run` has random_sample where the curated run has the filters and balance).
 FUNNEL_STAGES = (
     "ingest",
     "dedup",
     "decontaminate",
+    "random_sample",
     "weak_filter",
     "strong_filter",
     "balance",

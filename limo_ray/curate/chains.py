@@ -48,6 +48,7 @@ class Chains(Stage):
         answers = {p.id: p.answer for p in problems}
         per_problem: dict[str, dict[str, dict[str, int]]] = {p.id: {} for p in problems}
         tokens = 0
+        timings: list[dict[str, object]] = []
         for model in settings.models:
             spec = engine_spec(ctx.config, model, resolve_path=ctx.resolve_path)
             store = chain_store(ctx, model)
@@ -63,7 +64,9 @@ class Chains(Stage):
             ctx.log(f"[curate] chains: {model}: {len(requests)} problems x up to {settings.per_model} chains")
             if requests:
                 log_requests(ctx.stage_dir(self.name) / "requests", model, requests)
-                tokens += sample_and_grade(ctx, self.name, spec, sampling, requests, keys, store, answers, 0)
+                stats = sample_and_grade(ctx, self.name, spec, sampling, requests, keys, store, answers, 0)
+                tokens += stats.tokens
+                timings.append({"model": model, **stats.to_dict()})
             for p in problems:
                 drawn = [store.get(k) for k in keys[p.id]]
                 per_problem[p.id][model] = {
@@ -78,4 +81,4 @@ class Chains(Stage):
                 decisions.append(Decision(p.id, "kept", "has_correct_chain", facts))
             else:
                 decisions.append(Decision(p.id, "dropped", "no_correct_chain", facts))
-        return StageResult(kept, decisions, tokens=tokens, facts={"models": list(settings.models)})
+        return StageResult(kept, decisions, tokens=tokens, facts={"models": list(settings.models), "timings": timings})

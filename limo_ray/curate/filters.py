@@ -21,9 +21,6 @@ from limo_ray.curate.stage import Decision, Resources, Stage, StageResult
 from limo_ray.engine import engine_spec
 from limo_ray.records import Problem
 
-# Rows per Ray Data block / engine batch: small enough that finished work reaches the cache often.
-REQUEST_BATCH = 64
-
 
 class DifficultyFilter(Stage):
     """Shared loop of the weak and strong filters; subclasses give the settings and the rule."""
@@ -58,6 +55,7 @@ class DifficultyFilter(Stage):
         keys = attempt_keys(spec, sampling, prompts, sum(rounds))
         answers = {p.id: p.answer for p in problems}
         generated_tokens = 0
+        timings = []
         for number, size in enumerate(rounds):
             offset = sum(rounds[:number])
             requests = []
@@ -78,9 +76,9 @@ class DifficultyFilter(Stage):
             )
             if requests:
                 log_requests(folder / "requests", f"round-{number + 1}", requests)
-                generated_tokens += sample_and_grade(
-                    ctx, self.name, spec, sampling, requests, keys, store, answers, number
-                )
+                stats = sample_and_grade(ctx, self.name, spec, sampling, requests, keys, store, answers, number)
+                generated_tokens += stats.tokens
+                timings.append({"round": number + 1, **stats.to_dict()})
         kept, decisions = [], []
         total_tokens = 0
         for p in problems:
@@ -95,7 +93,7 @@ class DifficultyFilter(Stage):
             kept,
             decisions,
             tokens=generated_tokens,
-            facts={"model": spec.name, "rounds": rounds, "total_tokens": total_tokens},
+            facts={"model": spec.name, "rounds": rounds, "total_tokens": total_tokens, "timings": timings},
         )
 
     def _decide(self, problem: Problem, rule: Rule, attempts: list[dict[str, Any] | None], model: str) -> Decision:

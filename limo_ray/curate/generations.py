@@ -44,16 +44,19 @@ def attempt_key(prompt: str, model: str, sampling: Mapping[str, Any], seed: int,
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def stored_attempts(folder: Path) -> list[dict[str, Any]]:
+    """Every row of every part, in write order, duplicates included (audits count on that)."""
+    if not folder.is_dir():
+        return []
+    parts = sorted(folder.glob("part-*.parquet"))
+    return [row for part in parts for row in pq.read_table(part, schema=ATTEMPT_SCHEMA).to_pylist()]
+
+
 class GenerationStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.rows: dict[str, dict[str, Any]] = {}
-        self._parts = 0
-        if folder.is_dir():
-            for part in sorted(folder.glob("part-*.parquet")):
-                self._parts += 1
-                for row in pq.read_table(part, schema=ATTEMPT_SCHEMA).to_pylist():
-                    self.rows[row["key"]] = row
+        self.rows: dict[str, dict[str, Any]] = {row["key"]: row for row in stored_attempts(folder)}
+        self._parts = len(list(folder.glob("part-*.parquet"))) if folder.is_dir() else 0
 
     def __contains__(self, key: str) -> bool:
         return key in self.rows

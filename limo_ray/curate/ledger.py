@@ -46,3 +46,15 @@ def rebuild_ledger(curate_dir: Path, stage_names: Sequence[str]) -> Path | None:
     with atomic_open(target) as handle:
         pq.write_table(table, handle)
     return target
+
+
+def read_ledger(curate_dir: Path) -> list[dict[str, object]]:
+    """The ledger's rows, with each stage's facts decoded from JSON."""
+    import json
+
+    rows = pq.read_table(curate_dir / LEDGER_FILE).to_pylist()
+    for row in rows:
+        for key, value in row.items():
+            if key.endswith("_facts") and isinstance(value, str):
+                row[key] = json.loads(value)
+    return rows

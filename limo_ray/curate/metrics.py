@@ -7,46 +7,41 @@ run in the driver without Ray).
 
 from __future__ import annotations
 
-from typing import Any
+from limo_ray.metrics import MetricSpec, RayMetrics
+
+ROWS = MetricSpec(
+    "limo_curate_rows", "counter", "Problems in/kept/dropped/rejected per curation stage", ("stage", "kind")
+)
+TOKENS = MetricSpec(
+    "limo_curate_generated_tokens", "counter", "Tokens generated per stage and model", ("stage", "model")
+)
+# The gauge follows the latest batch (a live reading); the counter's correct / all is the stage's rate so far.
+SOLVE_RATE = MetricSpec(
+    "limo_curate_solve_rate",
+    "gauge",
+    "Fraction of the latest batch's graded samples that were correct",
+    ("stage", "model"),
+)
+SAMPLES = MetricSpec(
+    "limo_curate_graded_samples",
+    "counter",
+    "Graded samples per stage, model and result (correct, wrong)",
+    ("stage", "model", "result"),
+)
+CURATE_METRICS = (ROWS, TOKENS, SOLVE_RATE, SAMPLES)
 
 
 class CurateMetrics:
     def __init__(self) -> None:
-        self._handles: dict[str, Any] | None = None
-
-    def _ready(self) -> dict[str, Any] | None:
-        import ray
-
-        if not ray.is_initialized():
-            return None
-        if self._handles is None:
-            from ray.util.metrics import Counter, Gauge
-
-            self._handles = {
-                "rows": Counter(
-                    "limo_curate_rows", "Problems in/kept/dropped per curation stage", tag_keys=("stage", "kind")
-                ),
-                "tokens": Counter(
-                    "limo_curate_generated_tokens", "Tokens generated per stage and model", tag_keys=("stage", "model")
-                ),
-                "solve_rate": Gauge(
-                    "limo_curate_solve_rate",
-                    "Fraction of graded samples that were correct",
-                    tag_keys=("stage", "model"),
-                ),
-            }
-        return self._handles
+        self._ray = RayMetrics(CURATE_METRICS)
 
     def rows(self, stage: str, kind: str, count: int) -> None:
-        handles = self._ready()
-        if handles is not None and count:
-            handles["rows"].inc(count, tags={"stage": stage, "kind": kind})
+        self._ray.inc(ROWS.name, count, {"stage": stage, "kind": kind})
 
     def tokens(self, stage: str, model: str, count: int, correct: int, graded: int) -> None:
-        handles = self._ready()
-        if handles is None:
-            return
-        if count:
-            handles["tokens"].inc(count, tags={"stage": stage, "model": model})
+        tags = {"stage": stage, "model": model}
+        self._ray.inc(TOKENS.name, count, tags)
         if graded:
-            handles["solve_rate"].set(correct / graded, tags={"stage": stage, "model": model})
+            self._ray.set(SOLVE_RATE.name, correct / graded, tags)
+        self._ray.inc(SAMPLES.name, correct, {**tags, "result": "correct"})
+        self._ray.inc(SAMPLES.name, graded - correct, {**tags, "result": "wrong"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,22 @@ def log_requests(folder: Path, label: str, requests: Sequence[Mapping[str, Any]]
     write_jsonl_atomic(folder / f"{label}-{time.time_ns()}.jsonl", rows)
 
 
+@dataclass(frozen=True)
+class RoundStats:
+    """One `sample_and_grade` call: what it generated and where its time went (engine start vs generation)."""
+
+    requests: int
+    tokens: int
+    engine_start_s: float  # from the call to the first engine reporting ready
+    generate_s: float  # from the first engine ready to the last result graded and stored
+    started_at: float  # wall-clock (time.time) bounds, for timelines and benches
+    engine_ready_at: float
+    finished_at: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
 def sample_and_grade(
     ctx: CurateContext,
     stage: str,
@@ -76,11 +93,13 @@ def sample_and_grade(
     store: GenerationStore,
     answers: Mapping[str, str],
     round_number: int,
-) -> int:
-    """Draw every request's missing attempts, grade and store them; returns the tokens generated."""
+) -> RoundStats:
+    """Draw every request's missing attempts, grade and store them."""
     import ray.data
 
     init_ray(ctx.config.cluster)
+    started_at = time.time()
+    ready_at = math.inf
     grader = Grader()
     blocks = max(1, math.ceil(len(requests) / REQUEST_BATCH))
     ds = ray.data.from_items(requests, override_num_blocks=blocks)
@@ -90,6 +109,7 @@ def sample_and_grade(
     for batch in out.iter_batches(batch_size=None, batch_format="pandas"):
         rows = []
         for record in batch.to_dict("records"):
+            ready_at = min(ready_at, float(record["engine_ready_at"]))
             rows += _graded_rows(record, keys, answers, grader, spec.name, round_number)
         store.append(rows)
         graded = [r for r in rows if r["error"] is None]
@@ -102,7 +122,17 @@ def sample_and_grade(
             f"[curate] {stage}: {done}/{len(requests)} requests, {tokens} tokens, "
             f"{tokens / max(elapsed, 1e-9):.0f} tok/s"
         )
-    return tokens
+    finished_at = time.time()
+    ready_at = min(ready_at, finished_at)
+    return RoundStats(
+        requests=len(requests),
+        tokens=tokens,
+        engine_start_s=ready_at - started_at,
+        generate_s=finished_at - ready_at,
+        started_at=started_at,
+        engine_ready_at=ready_at,
+        finished_at=finished_at,
+    )
 
 
 def _graded_rows(

@@ -11,6 +11,9 @@ flight, and a re-run asks only for what is missing (nothing finished is asked ag
 good (4xx: e.g. a prompt longer than the model's context) is recorded as an answered, wrong sample with its
 error; requests that still fail after every retry are left missing, and the run says so and stops before the
 report, so the numbers never silently cover fewer items than the benchmark has.
+
+Progress also goes out as Ray metrics where Ray runs (requests, graded samples, a running pass@1:
+`live_metrics.py`), for the Grafana dashboard in cluster/grafana/.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from limo_ray.engine.stage import chat_messages
 from limo_ray.errors import LimoError
 from limo_ray.evaluate.client import ChatClient, Completion, RequestFailed, RetryPolicy
 from limo_ray.evaluate.judge import EndpointJudge, Judge
+from limo_ray.evaluate.live_metrics import EvalMetrics
 from limo_ray.evaluate.report import Report, build_report, write_report
 from limo_ray.evaluate.samples import SAMPLES_FILE, SampleStore, sample_key
 from limo_ray.grading import Grader, Verdict, default_grader
@@ -126,6 +130,7 @@ async def run_eval_async(
     eval_config = config.eval
     retry = RetryPolicy(retries=eval_config.retries)
     client = ChatClient(endpoint_url, api_key, eval_config.request_timeout_s, eval_config.concurrency, retry)
+    live = EvalMetrics()
     judge_client: ChatClient | None = None
     try:
         checkpoints = await _checkpoints(client, model_name)
@@ -144,7 +149,7 @@ async def run_eval_async(
             root = data_root or config.benchmarks.data_root
             all_plans = plan_items(config, registry, names, [*checkpoints, *earlier], root, resolve_path)
             plans = [p for p in all_plans if p.checkpoint in checkpoints]
-            stats = await _run_plans(plans, store, client, judge, default_grader(), eval_config.concurrency, say)
+            stats = await _run_plans(plans, store, client, judge, default_grader(), eval_config.concurrency, say, live)
             rows = {key: store.get(key) for p in all_plans for key in p.keys}
             complete = {p.checkpoint for p in all_plans} - {
                 p.checkpoint for p in all_plans if any(_unfinished(rows[key]) for key in p.keys)
@@ -164,6 +169,7 @@ async def run_eval_async(
             f"{stats.failed[0]}); every answer so far is in {eval_dir / SAMPLES_FILE}: re-run to ask only for the rest"
         )
     report = build_report(reported, rows, registry, names, seed=config.seed)
+    live.report(report.data["checkpoints"])
     return write_report(report, eval_dir)
 
 
@@ -239,6 +245,7 @@ async def _run_plans(
     grader: Grader,
     concurrency: int,
     say: Callable[[str], None],
+    live: EvalMetrics,
 ) -> RunStats:
     stats = RunStats()
     queue: asyncio.Queue[ItemPlan] = asyncio.Queue()
@@ -255,7 +262,7 @@ async def _run_plans(
                 plan = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await _run_item(plan, store, client, judge, grader, stats)
+            await _run_item(plan, store, client, judge, grader, stats, live)
             done += 1
             if done % 100 == 0 or done == total:
                 say(f"eval: {done}/{total} items ({time.monotonic() - started:.0f} s)")
@@ -272,7 +279,13 @@ async def _run_plans(
 
 
 async def _run_item(
-    plan: ItemPlan, store: SampleStore, client: ChatClient, judge: Judge | None, grader: Grader, stats: RunStats
+    plan: ItemPlan,
+    store: SampleStore,
+    client: ChatClient,
+    judge: Judge | None,
+    grader: Grader,
+    stats: RunStats,
+    live: EvalMetrics,
 ) -> None:
     existing = [store.get(key) for key in plan.keys]
     missing = [i for i, row in enumerate(existing) if row is None or "response" not in row]
@@ -289,6 +302,7 @@ async def _run_item(
             rows.append({**row, **_grade_fields(verdict)})
     if missing:
         stats.requests += 1
+        live.request(plan.checkpoint, plan.benchmark)
         started = time.monotonic()
         try:
             completions = await client.chat(
@@ -341,6 +355,7 @@ async def _run_item(
             )
     if rows:
         store.append(rows)
+        live.graded(plan.checkpoint, plan.benchmark, rows)
 
 
 async def _grade(plan: ItemPlan, response: str, judge: Judge | None, grader: Grader) -> Verdict | None:

@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import functools
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -108,7 +109,7 @@ TOY_SPECS: dict[str, ToySpec] = {
         size="full",
         vocab_size=1024,
         tokenizer_problems=3000,
-        pool_size=4000,
+        pool_size=2000,  # the tiny preset curates all of it within its 8-minute budget
         benchmark_per_cell=15,
         exact_dup_frac=0.02,
         case_dup_frac=0.02,
@@ -140,15 +141,16 @@ TOY_SPECS: dict[str, ToySpec] = {
         exact_dup_frac=0.02,
         case_dup_frac=0.02,
         near_dup_frac=0.03,
-        # A third of the full world's compute: the strong model gets most of it (shorter chains, so more steps),
-        # the weak one sees only the easy levels, so "strong beats weak at the top" still holds.
+        # A third of the full world's compute. The strong model's chains are long, so it takes one lane; the weak
+        # one (short chains) trains as many steps in the other, on the easy levels only: it drops most easy
+        # problems and so "strong beats weak at the top" holds.
         weak=_spec(
-            "weak", (128, 2, 4, 2, 384), 600, 1e-3, 1,
+            "weak", (128, 2, 4, 2, 384), 2000, 1e-3, 1,
             level_weights=(0.5, 0.4, 0.1, 0.0, 0.0), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
         ),
         strong=_spec(
             "strong", (128, 2, 4, 2, 384), 1300, 1e-3, 2,
-            level_weights=(0.15, 0.15, 0.2, 0.25, 0.25), quality_by_level=(_SHORT_GOOD,) * 5,
+            level_weights=(0.3, 0.25, 0.2, 0.15, 0.1), quality_by_level=(_SHORT_GOOD,) * 5,
         ),
         strong_b=_spec(
             "strong_b", (128, 2, 4, 2, 384), 1300, 1e-3, 3,
@@ -470,10 +472,15 @@ def _lanes(spec: ToySpec, count: int) -> list[list[ModelSpec]]:
         if s.branch_of is None
     ]
 
+    def chat_chars(m: ModelSpec) -> float:
+        # Chain styles differ several-fold in length (a bare answer vs a self-checked chain): sample the mix.
+        return sum(len(p) + len(r) for p, r in itertools.islice(models.training_chats(m, 0), 64)) / 64
+
     def cost(family: list[ModelSpec]) -> float:
         return sum(
             (m.steps - int(m.steps * m.branch_at))
             * m.batch_size
+            * chat_chars(m)
             * m.layers
             * m.hidden
             * (4 * m.hidden + 3 * m.intermediate)

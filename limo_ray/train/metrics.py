@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from limo_ray.metrics import MetricSpec, RayMetrics
 from limo_ray.runfolder import write_text_atomic
 
 METRICS_FILE = "metrics.jsonl"
@@ -78,6 +79,13 @@ def start_sink(path: str | Path) -> Any:
     return actor
 
 
+# The metrics.jsonl fields that also go out as Ray gauges, one `limo_train_<field>` each.
+GAUGE_FIELDS = ("loss", "lr", "tokens_per_s", "step", "epoch")
+TRAIN_METRICS = tuple(
+    MetricSpec(f"limo_train_{field}", "gauge", f"SFT {field}, rank 0", ("run",)) for field in GAUGE_FIELDS
+)
+
+
 class StepGauges:
     """Rank 0's per-step figures as Ray metrics (`ray_limo_train_loss` etc. on the metrics port / Grafana).
 
@@ -85,18 +93,11 @@ class StepGauges:
     controller's poll (up to 2 s): reports go with checkpoints only, gauges every step, at no cost.
     """
 
-    FIELDS = ("loss", "lr", "tokens_per_s", "step", "epoch")
-
     def __init__(self, run_name: str) -> None:
-        from ray.util.metrics import Gauge
-
         self.tags = {"run": run_name}
-        self.gauges = {
-            name: Gauge(f"limo_train_{name}", description=f"SFT {name}, rank 0", tag_keys=("run",))
-            for name in self.FIELDS
-        }
+        self._ray = RayMetrics(TRAIN_METRICS)
 
     def set(self, row: dict[str, Any]) -> None:
-        for name, gauge in self.gauges.items():
-            if row.get(name) is not None:
-                gauge.set(float(row[name]), tags=self.tags)
+        for field in GAUGE_FIELDS:
+            if row.get(field) is not None:
+                self._ray.set(f"limo_train_{field}", float(row[field]), self.tags)

@@ -71,8 +71,14 @@ def test_hub_name_loads_offline_from_the_hf_cache(model_dir: Path, tmp_path: Pat
     hub = tmp_path / "hf" / "hub"
     install_as_hub_model(model_dir, "limo-ray-test/tiny-qwen2", hub)
     env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", HUB_CHILD], env=env, capture_output=True, text=True, timeout=600,
-                         cwd=Path(__file__).parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", HUB_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parents[2],
+    )
     result = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     assert result, out.stdout[-2000:] + out.stderr[-3000:]
     assert json.loads(result[0].removeprefix("RESULT ")) == {"completions": 3, "error": None}

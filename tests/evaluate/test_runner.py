@@ -97,6 +97,34 @@ def test_refused_request_is_recorded_as_a_wrong_answer_and_not_retried(tmp_path:
         assert server.statuses[400] == 1
 
 
+def test_progress_goes_out_as_ray_metrics_and_the_gauge_ends_at_the_reports_pass_at_1(
+    tmp_path: Path, ray_metrics_calls: list
+) -> None:
+    registry = mini_benchmark(tmp_path, items=5, samples=2)
+
+    def refuse_one(body: dict[str, Any]) -> list[str] | tuple[int, str]:
+        if "What is 3 +" in body["messages"][-1]["content"]:
+            return 400, "the prompt is too long"
+        return solve_sum(body)
+
+    with FakeOpenAI(refuse_one) as server:
+        result = run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake")
+    tags = {"checkpoint": "fake", "benchmark": "mini"}
+    counted: dict[tuple[str, str], float] = {}
+    for kind, name, value, call_tags in ray_metrics_calls:
+        if kind == "counter":
+            assert {k: call_tags[k] for k in tags} == tags
+            key = (name, call_tags.get("result", ""))
+            counted[key] = counted.get(key, 0) + value
+    assert counted == {
+        ("limo_eval_requests", ""): 5,
+        ("limo_eval_graded_samples", "correct"): 8,
+        ("limo_eval_graded_samples", "refused"): 2,
+    }
+    gauges = [(value, call_tags) for kind, _, value, call_tags in ray_metrics_calls if kind == "gauge"]
+    assert gauges[-1] == (result.score("fake", "mini")["pass@1"] / 100, tags) == (0.8, tags)
+
+
 def test_wrong_api_key_stops_the_run_with_one_line_and_caches_nothing(tmp_path: Path) -> None:
     registry = mini_benchmark(tmp_path, items=5, samples=1)
     with FakeOpenAI(solve_sum, api_key="right") as server:

@@ -1,0 +1,246 @@
+"""`limo run`: the whole LIMO job in one run folder — curate, train, evaluate — and the control that tests it.
+
+    <run>/curate/...                 the curated dataset (weak/strong cascade, balance, chains, select)
+    <run>/train/...                  the student fine-tuned on it (ZeRO-3 on Ray Train)
+    <run>/baseline/curate/...        a random selection of the same size from the same pool, same chain models
+    <run>/baseline/train/...         the student fine-tuned on that
+    <run>/eval/...                   base, curated-SFT and random-SFT students on the eval benchmarks
+    <run>/summary.md, summary.json, loss.png
+
+Every step is skipped when its outputs are complete (each stage keeps a manifest), so a re-run after a crash
+finishes the job and a re-run of a finished job only rewrites the summary. Serving and evaluating checkpoints
+is `evaluate_checkpoints`, shared with `limo eval --checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limo_ray.config import RunConfig
+from limo_ray.errors import LimoError
+from limo_ray.runfolder import write_json_atomic, write_resolved_config, write_text_atomic
+
+BASELINE_DIR = "baseline"
+SUMMARY_MD, SUMMARY_JSON, LOSS_PNG = "summary.md", "summary.json", "loss.png"
+# Served names in the eval report: the comparison reads as "curated vs base" and "random vs base".
+BASE, CURATED, RANDOM = "student-base", "student-curated", "student-random"
+
+
+def evaluate_checkpoints(
+    config: RunConfig,
+    checkpoints: Mapping[str, str],
+    run_dir: Path,
+    benchmarks: list[str] | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """Serve `checkpoints` ({served name: folder or hub name}) with Ray Serve, evaluate them, stop the server."""
+    from limo_ray.evaluate import run_eval
+    from limo_ray.serve import run_server
+
+    served = dict(checkpoints)
+    names = list(served)
+    if not names:
+        raise LimoError("nothing to evaluate: give --checkpoint or --endpoint, or list serve.models in the config")
+    judge_url = config.eval.judge_url
+    judge = config.eval.judge_model if judge_url is None else None
+    if judge is not None:
+        served[judge] = config.models[judge].path
+    handle = run_server(config, served, resolve_path=resolve_path)
+    try:
+        key = os.environ.get(config.serve.api_key_env) if config.serve.api_key_env else None
+        return run_eval(
+            config,
+            handle.url,
+            run_dir,
+            benchmarks,
+            names,
+            key,
+            judge_url=handle.url if judge else judge_url,
+            judge_model=config.eval.judge_model,
+            judge_api_key=key,
+            resolve_path=resolve_path,
+            progress=progress,
+        )
+    finally:
+        handle.shutdown()
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> {seconds, skipped, ...}
+    files: dict[str, str] = field(default_factory=dict)
+
+    def record(self, step: str, began: float, **facts: Any) -> None:
+        self.steps[step] = {"seconds": round(time.perf_counter() - began, 1), **facts}
+
+
+def run_all(
+    config: RunConfig,
+    run_dir: Path,
+    resolve_path: Callable[[str], str],
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """curate -> train -> baseline curate -> baseline train -> eval (three students) -> summary."""
+    from limo_ray.curate.baseline import random_baseline_stages
+    from limo_ray.curate.context import CurateContext
+    from limo_ray.curate.pipeline import run_curation
+    from limo_ray.train import run_training
+
+    run_dir = Path(run_dir).resolve()
+    write_resolved_config(config, run_dir)
+    summary = RunSummary(run_dir)
+    student = resolve_path(config.models[config.train.model].path)
+
+    began = time.perf_counter()
+    log(f"[run] curate -> {run_dir / 'curate'}")
+    outcomes = run_curation(CurateContext(config=config, run_dir=run_dir, resolve_path=resolve_path, log=log))
+    dataset = run_dir / "curate" / "dataset.jsonl"
+    size = sum(1 for line in dataset.read_text(encoding="utf-8").splitlines() if line.strip())
+    if size == 0:
+        raise LimoError(f"curation produced an empty dataset ({dataset}): see {run_dir / 'curate' / 'README.md'}")
+    summary.record("curate", began, skipped=all(o.skipped for o in outcomes), samples=size)
+
+    began = time.perf_counter()
+    log(f"[run] train the student on {size} curated samples -> {run_dir / 'train'}")
+    curated = run_training(config, run_dir, dataset, student)
+    _require_complete(curated, "curated")
+    summary.record("train", began, skipped=curated.skipped, final_loss=curated.final_loss, steps=curated.steps)
+
+    baseline_dir = run_dir / BASELINE_DIR
+    began = time.perf_counter()
+    log(f"[run] control: a random selection of {size} problems, same chain models -> {baseline_dir / 'curate'}")
+    baseline_ctx = CurateContext(config=config, run_dir=baseline_dir, resolve_path=resolve_path, log=log)
+    base_outcomes = run_curation(baseline_ctx, stages=random_baseline_stages(size))
+    random_dataset = baseline_dir / "curate" / "dataset.jsonl"
+    random_size = sum(1 for line in random_dataset.read_text(encoding="utf-8").splitlines() if line.strip())
+    summary.record("baseline_curate", began, skipped=all(o.skipped for o in base_outcomes), samples=random_size)
+
+    began = time.perf_counter()
+    log(f"[run] train the student on the {random_size} random samples -> {baseline_dir / 'train'}")
+    random_run = run_training(config, baseline_dir, random_dataset, student)
+    _require_complete(random_run, "random-selection")
+    summary.record("baseline_train", began, skipped=random_run.skipped, final_loss=random_run.final_loss)
+
+    began = time.perf_counter()
+    checkpoints = {BASE: student, CURATED: str(curated.checkpoint), RANDOM: str(random_run.checkpoint)}
+    log(f"[run] evaluate {', '.join(checkpoints)} on {', '.join(config.eval.benchmarks)}")
+    report = evaluate_checkpoints(config, checkpoints, run_dir, resolve_path=resolve_path, progress=log)
+    summary.record("eval", began)
+
+    summary.files = {
+        "dataset": str(dataset),
+        "data_card": str(run_dir / "curate" / "README.md"),
+        "ledger": str(run_dir / "curate" / "ledger.parquet"),
+        "checkpoint": str(curated.checkpoint),
+        "random_checkpoint": str(random_run.checkpoint),
+        "train_metrics": str(curated.metrics_path),
+        "eval_report": str(report.files.get("md", run_dir / "eval" / "report.md")),
+    }
+    write_summary(summary, config, report.data, [curated.metrics_path, random_run.metrics_path])
+    return summary
+
+
+def _require_complete(result: Any, what: str) -> None:
+    if not result.complete:
+        raise LimoError(
+            f"training on the {what} dataset stopped at step {result.steps}/{result.total_steps}: "
+            "re-run `limo run` to resume it"
+        )
+
+
+def write_summary(summary: RunSummary, config: RunConfig, report: Mapping[str, Any], metrics_paths: list[Path]) -> None:
+    """summary.md / summary.json / loss.png beside the run's stage folders."""
+    from limo_ray.curate.card import funnel
+    from limo_ray.curate.context import CurateContext
+
+    run_dir = summary.run_dir
+    stages = funnel(CurateContext(config=config, run_dir=run_dir))
+    loss_png = plot_losses({"curated": metrics_paths[0], "random": metrics_paths[1]}, run_dir / LOSS_PNG)
+    summary.files["loss_plot"] = str(loss_png)
+    summary.files["summary"] = str(run_dir / SUMMARY_MD)
+    scores = report.get("checkpoints", {})
+    comparisons = report.get("comparisons", [])
+    lines = [
+        f"# limo run: {config.name}",
+        "",
+        "## Accuracy (pass@1 %, 95% CI)",
+        "",
+        "| student | " + " | ".join(config.eval.benchmarks) + " |",
+        "|---|" + "---|" * len(config.eval.benchmarks),
+    ]
+    for name in (BASE, CURATED, RANDOM):
+        cells = []
+        for bench in config.eval.benchmarks:
+            s = scores.get(name, {}).get(bench)
+            cells.append(f"{s['pass@1']} [{s['ci95'][0]}, {s['ci95'][1]}]" if s else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if comparisons:
+        lines += ["", "Paired bootstrap against the base student:", ""]
+        for c in comparisons:
+            lines.append(
+                f"- {c['benchmark']}: {c['b']} vs {c['a']}: {c['delta']:+} points "
+                f"[{c['ci95'][0]}, {c['ci95'][1]}], p = {c['p_value']} ({c['items']} items)"
+            )
+    lines += [
+        "",
+        "## Curation funnel",
+        "",
+        "| stage | in | kept | dropped | tokens | seconds |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r['stage']} | {r['in']} | {r['out']} | {r['dropped']} | {r['tokens']} | {r['seconds']:.1f} |"
+            for r in stages
+        ],
+        "",
+        f"![training loss]({LOSS_PNG})",
+        "",
+        "## Steps",
+        "",
+        "| step | seconds | details |",
+        "|---|---|---|",
+        *[
+            f"| {step} | {facts['seconds']} | "
+            + ", ".join(f"{k} {v}" for k, v in facts.items() if k != "seconds")
+            + " |"
+            for step, facts in summary.steps.items()
+        ],
+        "",
+        "## Files",
+        "",
+        *[f"- {k}: `{v}`" for k, v in summary.files.items()],
+        "",
+    ]
+    write_text_atomic(run_dir / SUMMARY_MD, "\n".join(lines))
+    write_json_atomic(
+        run_dir / SUMMARY_JSON,
+        {"steps": summary.steps, "files": summary.files, "scores": scores, "comparisons": comparisons},
+    )
+
+
+def plot_losses(metrics: Mapping[str, Path], target: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for label, path in metrics.items():
+        rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        points = [(r["step"], r["loss"]) for r in rows if "loss" in r and "step" in r]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=f"{label} SFT")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
