@@ -40,36 +40,44 @@ def evaluate_checkpoints(
     resolve_path: Callable[[str], str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Any:
-    """Serve `checkpoints` ({served name: folder or hub name}) with Ray Serve, evaluate them, stop the server."""
+    """Serve `checkpoints` ({served name: folder or hub name}) with Ray Serve, evaluate them, stop the server.
+
+    Checkpoints are served in groups that fit the cluster at once (`serving_groups`); answers of earlier groups
+    are cached in the run folder, so the last group's report covers every checkpoint.
+    """
     from limo_ray.evaluate import run_eval
     from limo_ray.serve import run_server
+    from limo_ray.serve.app import serving_groups
 
-    served = dict(checkpoints)
-    names = list(served)
-    if not names:
+    if not checkpoints:
         raise LimoError("nothing to evaluate: give --checkpoint or --endpoint, or list serve.models in the config")
     judge_url = config.eval.judge_url
     judge = config.eval.judge_model if judge_url is None else None
-    if judge is not None:
-        served[judge] = config.models[judge].path
-    handle = run_server(config, served, resolve_path=resolve_path)
-    try:
-        key = os.environ.get(config.serve.api_key_env) if config.serve.api_key_env else None
-        return run_eval(
-            config,
-            handle.url,
-            run_dir,
-            benchmarks,
-            names,
-            key,
-            judge_url=handle.url if judge else judge_url,
-            judge_model=config.eval.judge_model,
-            judge_api_key=key,
-            resolve_path=resolve_path,
-            progress=progress,
-        )
-    finally:
-        handle.shutdown()
+    report = None
+    for group in serving_groups(config, checkpoints, resolve_path=resolve_path):
+        served = dict(group)
+        if judge is not None:
+            served[judge] = config.models[judge].path
+        handle = run_server(config, served, resolve_path=resolve_path)
+        try:
+            key = os.environ.get(config.serve.api_key_env) if config.serve.api_key_env else None
+            report = run_eval(
+                config,
+                handle.url,
+                run_dir,
+                benchmarks,
+                list(group),
+                key,
+                judge_url=handle.url if judge else judge_url,
+                judge_model=config.eval.judge_model,
+                judge_api_key=key,
+                resolve_path=resolve_path,
+                progress=progress,
+                report_order=list(checkpoints),
+            )
+        finally:
+            handle.shutdown()
+    return report
 
 
 @dataclass

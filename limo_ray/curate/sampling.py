@@ -22,8 +22,16 @@ from limo_ray.grading import Grader
 from limo_ray.records import Problem
 from limo_ray.runfolder import write_jsonl_atomic
 
-# Rows per Ray Data block / engine batch: small enough that finished work reaches the cache often.
-REQUEST_BATCH = 64
+# Sequences (requests x samples) per Ray Data block / engine batch. Large enough that the engine stays busy
+# between batches (a batch is one synchronous `generate` call: short answers in small batches left it idle
+# most of the time), small enough that finished work reaches the cache every few seconds to a minute.
+SEQUENCES_PER_BATCH = 1024
+
+
+def request_batch_size(requests: Sequence[Mapping[str, Any]]) -> int:
+    """Requests per batch so that a batch holds about SEQUENCES_PER_BATCH sequences."""
+    samples = max((int(r.get("n", 1)) for r in requests), default=1)
+    return max(16, SEQUENCES_PER_BATCH // max(samples, 1))
 
 
 def build_prompts(spec: EngineSpec, problems: Sequence[Problem]) -> dict[str, str]:
@@ -101,9 +109,10 @@ def sample_and_grade(
     started_at = time.time()
     ready_at = math.inf
     grader = Grader()
-    blocks = max(1, math.ceil(len(requests) / REQUEST_BATCH))
+    batch_size = request_batch_size(requests)
+    blocks = max(1, math.ceil(len(requests) / batch_size))
     ds = ray.data.from_items(requests, override_num_blocks=blocks)
-    out = generate(ds, spec, dict(sampling), concurrency=engine_concurrency(ctx, spec), batch_size=REQUEST_BATCH)
+    out = generate(ds, spec, dict(sampling), concurrency=engine_concurrency(ctx, spec), batch_size=batch_size)
     tokens = done = 0
     start = time.perf_counter()
     for batch in out.iter_batches(batch_size=None, batch_format="pandas"):

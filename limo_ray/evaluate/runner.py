@@ -80,13 +80,15 @@ def run_eval(
     data_root: str | None = None,
     resolve_path: Callable[[str], str] | None = None,
     progress: Callable[[str], None] | None = None,
+    report_order: Sequence[str] | None = None,
 ) -> Report:
     """Evaluate the model(s) behind `endpoint_url` on `benchmarks` (default `eval.benchmarks`); see the module doc.
 
     `model_name`: the served name(s) to evaluate; None = every model the endpoint lists. `judge_url` /
     `judge_model`: the endpoint and model that grade judge-mode benchmarks (`judge_model` defaults to the
     endpoint's first model). `data_root` overrides `benchmarks.data_root`; `resolve_path` maps special
-    benchmark paths such as `toy:benchmark`.
+    benchmark paths such as `toy:benchmark`. `report_order`: checkpoint names in the order the report lists them
+    (the first is the baseline of the paired comparisons); by default this call's models, then earlier ones.
     """
     return asyncio.run(
         run_eval_async(
@@ -102,6 +104,7 @@ def run_eval(
             data_root=data_root,
             resolve_path=resolve_path,
             progress=progress,
+            report_order=report_order,
         )
     )
 
@@ -120,6 +123,7 @@ async def run_eval_async(
     data_root: str | None = None,
     resolve_path: Callable[[str], str] | None = None,
     progress: Callable[[str], None] | None = None,
+    report_order: Sequence[str] | None = None,
 ) -> Report:
     say = progress or (lambda _line: None)
     registry = BenchmarkRegistry.from_files(config.benchmarks.registry_files)
@@ -146,8 +150,12 @@ async def run_eval_async(
             # Checkpoints evaluated earlier in this run folder join the report (and the comparison) when every
             # one of their samples for these benchmarks and settings is there.
             earlier = sorted({str(r.get("checkpoint")) for r in store.rows.values()} - set(checkpoints))
+            ordered = [*checkpoints, *earlier]
+            if report_order:  # the report's first checkpoint is the one the others are compared against
+                rank = {name: i for i, name in enumerate(report_order)}
+                ordered.sort(key=lambda name: rank.get(name, len(rank)))
             root = data_root or config.benchmarks.data_root
-            all_plans = plan_items(config, registry, names, [*checkpoints, *earlier], root, resolve_path)
+            all_plans = plan_items(config, registry, names, ordered, root, resolve_path)
             plans = [p for p in all_plans if p.checkpoint in checkpoints]
             stats = await _run_plans(plans, store, client, judge, default_grader(), eval_config.concurrency, say, live)
             rows = {key: store.get(key) for p in all_plans for key in p.keys}

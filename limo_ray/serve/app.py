@@ -173,6 +173,41 @@ def engine_specs(
     return specs
 
 
+def serving_groups(
+    config: RunConfig,
+    checkpoints: Mapping[str, str],
+    device: Device | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+) -> list[dict[str, str]]:
+    """Split `checkpoints` into groups whose minimum replicas fit the cluster at once.
+
+    A replica that cannot be scheduled waits forever, so serving more models than fit (three students on a
+    2-CPU machine, four 32B models on one 8-GPU node) would hang; callers serve and evaluate group by group.
+    """
+    specs = engine_specs(config, checkpoints, device, resolve_path)
+    cluster = config.cluster
+    have = {
+        "CPU": float(cluster.num_nodes * cluster.cpus_per_node),
+        "GPU": float(cluster.num_nodes * cluster.gpus_per_node),
+    }
+    replicas = max(1, config.serve.min_replicas)
+    groups: list[dict[str, str]] = []
+    used = {"CPU": 0.0, "GPU": 0.0}
+    for name, spec in specs.items():
+        need = {kind: replicas * sum(b.get(kind, 0.0) for b in spec.bundles()) for kind in ("CPU", "GPU")}
+        if any(need[k] > have[k] for k in need):
+            raise LimoError(
+                f"serve: {name} needs {need['CPU']:g} CPUs and {need['GPU']:g} GPUs for {replicas} replica(s); "
+                f"the cluster has {have['CPU']:g} and {have['GPU']:g} (cluster: in the config)"
+            )
+        if not groups or any(used[k] + need[k] > have[k] for k in need):
+            groups.append({})
+            used = {"CPU": 0.0, "GPU": 0.0}
+        groups[-1][name] = checkpoints[name]
+        used = {k: used[k] + need[k] for k in used}
+    return groups
+
+
 def _check_local_model(name: str, path: str) -> None:
     looks_local = path.startswith(("/", ".", "~")) or (os.sep in path and Path(path).exists())
     if looks_local and not (Path(path).expanduser() / "config.json").is_file():

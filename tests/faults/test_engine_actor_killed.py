@@ -30,9 +30,15 @@ def _engine_actor_pids() -> list[int]:
     return [int(a.pid) for a in actors if a.pid]
 
 
-def test_killing_the_engine_actor_mid_stage_loses_and_duplicates_nothing(tmp_path: Path, report) -> None:
+def test_killing_the_engine_actor_mid_stage_loses_and_duplicates_nothing(
+    tmp_path: Path, report, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ray
 
+    from limo_ray.curate import sampling
+
+    # Small batches: the round is several engine batches, so the kill lands with some stored and some in flight.
+    monkeypatch.setattr(sampling, "SEQUENCES_PER_BATCH", 64)
     from limo_ray.cli import _path_resolver
     from limo_ray.toy import build_toy_world
 
