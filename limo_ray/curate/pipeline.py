@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from limo_ray.curate.context import CurateContext
@@ -41,6 +42,17 @@ def stage_names(stages: Sequence[Stage] | None = None) -> list[str]:
     return [s.name for s in (stages if stages is not None else default_stages())]
 
 
+def _root_hash(ctx: CurateContext) -> str:
+    """The start of the stage-hash chain: the run's name, plus what its indirect paths resolve to now.
+
+    `toy:` paths name whatever toy world the current code builds (a content-hashed folder); a rebuilt world has
+    other models and another pool, so no stage finished against the old one may be reused.
+    """
+    refs = sorted({*ctx.config.curate.pool.sources, *(m.path for m in ctx.config.models.values())})
+    indirect = {ref: resolved for ref in refs if (resolved := ctx.resolve_path(ref)) != ref}
+    return ctx.config.name if not indirect else f"{ctx.config.name}|{json.dumps(indirect, sort_keys=True)}"
+
+
 def run_curation(
     ctx: CurateContext, until: str | None = None, stages: Sequence[Stage] | None = None
 ) -> list[StageOutcome]:
@@ -52,7 +64,7 @@ def run_curation(
     write_resolved_config(ctx.config, ctx.run_dir)
     outcomes: list[StageOutcome] = []
     problems: list[Problem] = []
-    upstream = ctx.config.name
+    upstream = _root_hash(ctx)
     for stage in stages:
         outcome = run_stage(ctx, stage, problems, upstream)
         if not outcome.skipped:

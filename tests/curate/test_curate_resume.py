@@ -29,14 +29,16 @@ ARGS = [
 ]
 
 
-def _curate(run_dir: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "limo_ray.cli", "curate", *ARGS, "--run-dir", str(run_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+def _curate(run_dir: Path, log: Path) -> subprocess.Popen[str]:
+    # Output to a file, not a pipe: nobody reads a pipe while the test polls, and a full pipe blocks the run.
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "limo_ray.cli", "curate", *ARGS, "--run-dir", str(run_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
 
 def _requested(folder: Path, after_ns: int = 0) -> list[tuple[str, int]]:
@@ -53,10 +55,11 @@ def _requested(folder: Path, after_ns: int = 0) -> list[tuple[str, int]]:
 def test_sigkill_during_strong_filter_then_rerun_redoes_no_finished_generation(tmp_path: Path, report) -> None:
     run_dir = tmp_path / "run"
     generations = run_dir / "curate" / "strong_filter" / "generations"
-    process = _curate(run_dir)
+    first_log, rerun_log = tmp_path / "first.log", tmp_path / "rerun.log"
+    process = _curate(run_dir, first_log)
     deadline = time.monotonic() + 900
     while not list(generations.glob("part-*.parquet")):
-        assert process.poll() is None, process.communicate()[0][-3000:]
+        assert process.poll() is None, first_log.read_text()[-3000:]
         assert time.monotonic() < deadline, "the strong filter never wrote a generation"
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
@@ -66,9 +69,8 @@ def test_sigkill_during_strong_filter_then_rerun_redoes_no_finished_generation(t
     finished = {(r["problem_id"], r["attempt_index"]) for r in GenerationStore(generations).rows.values()}
     assert finished
 
-    rerun = _curate(run_dir)
-    output, _ = rerun.communicate(timeout=1200)
-    assert rerun.returncode == 0, output[-3000:]
+    rerun = _curate(run_dir, rerun_log)
+    assert rerun.wait(timeout=1200) == 0, rerun_log.read_text()[-3000:]
 
     requested_again = _requested(run_dir / "curate" / "strong_filter" / "requests", after_ns=killed_at)
     redone = finished & set(requested_again)
