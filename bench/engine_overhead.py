@@ -13,11 +13,7 @@ pairs (A B A B ...); prints the median tokens/s of each and, last, the median ra
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 PROMPTS = 1024
@@ -44,24 +40,6 @@ def toy_prompts(model: str, count: int) -> list[str]:
     ]
 
 
-def bare_round(model: str, prompts_file: str) -> dict[str, float]:
-    """Run in a child process: one bare engine, timed from ready to last output."""
-    from vllm import LLM, SamplingParams
-
-    from limo_ray.engine import EngineSpec
-
-    spec = EngineSpec(name="weak", model=model, max_model_len=512, device="cpu")
-    os.environ.update(spec.env())
-    with open(prompts_file) as handle:
-        prompts = json.load(handle)
-    llm = LLM(**spec.llm_kwargs())
-    start = time.time()
-    outputs = llm.generate(prompts, SamplingParams(**SAMPLING), use_tqdm=False)
-    seconds = time.time() - start
-    tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
-    return {"tokens": tokens, "seconds": seconds}
-
-
 def ray_data_round(model: str, prompts: list[str]) -> dict[str, float]:
     import ray
 
@@ -80,21 +58,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="HF model folder [the full-size toy world's weak model]")
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument(
-        "--bare-child", nargs=3, metavar=("MODEL", "PROMPTS_JSON", "RESULT_JSON"), help=argparse.SUPPRESS
-    )
     args = parser.parse_args()
-    if args.bare_child:
-        # The result goes to a file: vLLM's shutdown may still write to stdout after us.
-        model_dir, prompts_file, result_file = args.bare_child
-        with open(result_file, "w") as out:
-            json.dump(bare_round(model_dir, prompts_file), out)
-        return
 
-    import tempfile
+    from harness import bare_round, interleaved_pairs, write_bare_job
 
     from limo_ray.config import ClusterConfig
-    from limo_ray.engine import init_ray
+    from limo_ray.engine import EngineSpec, init_ray
 
     model = args.model
     if model is None:
@@ -102,37 +71,12 @@ def main() -> None:
 
         model = str(build_toy_world("full").models["weak"])
     prompts = toy_prompts(model, PROMPTS)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(prompts, handle)
+    job = write_bare_job(EngineSpec(name="weak", model=model, max_model_len=512, device="cpu"), prompts, SAMPLING)
     init_ray(ClusterConfig(), num_cpus=2)
     print(f"workload: {PROMPTS} prompts x n={SAMPLES} x {NEW_TOKENS} new tokens (ignore_eos), model {model}")
-
-    result_file = handle.name + ".result"
-
-    def bare() -> dict[str, float]:
-        out = subprocess.run(
-            [sys.executable, __file__, "--bare-child", model, handle.name, result_file], capture_output=True, text=True
-        )
-        if out.returncode != 0:
-            raise SystemExit(f"the bare engine run failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
-        with open(result_file) as result:
-            return json.load(result)
-
-    bare()
-    ray_data_round(model, prompts)  # warm-up pair
-    ratios, bare_rates, ray_rates = [], [], []
-    for i in range(args.pairs):
-        a = bare()
-        b = ray_data_round(model, prompts)
-        rate_a, rate_b = a["tokens"] / a["seconds"], b["tokens"] / b["seconds"]
-        bare_rates.append(rate_a)
-        ray_rates.append(rate_b)
-        ratios.append(rate_b / rate_a)
-        print(
-            f"pair {i + 1}: bare {rate_a:8.0f} tok/s ({a['tokens']:.0f} tokens)  ray-data {rate_b:8.0f} tok/s "
-            f"({b['tokens']:.0f} tokens)  ratio {rate_b / rate_a:.3f}"
-        )
-    print(f"median tokens/s: bare {statistics.median(bare_rates):.0f}, ray-data {statistics.median(ray_rates):.0f}")
+    ratios = interleaved_pairs(
+        lambda: bare_round(job), lambda: ray_data_round(model, prompts), args.pairs, ("bare", "ray-data")
+    )
     print(f"ray-data/bare-engine tokens-per-second ratio: {statistics.median(ratios):.3f}")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from limo_ray.config import RunConfig
 from limo_ray.curate.metrics import CurateMetrics
+from limo_ray.engine.pool import EngineCache
 
 
 def _identity(path: str) -> str:
@@ -27,6 +28,8 @@ class CurateContext:
     # Maps special paths (`toy:pool`, `toy:weak`) to real ones; the CLI passes the toy world's resolver.
     resolve_path: Callable[[str], str] = _identity
     log: Callable[[str], None] = field(default=_print)
+    # Engines stay up between rounds and stages on the same model; `run_curation` closes them at the end.
+    engines: EngineCache = field(default_factory=EngineCache, compare=False, repr=False)
 
     @property
     def curate_dir(self) -> Path:

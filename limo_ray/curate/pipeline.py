@@ -65,13 +65,16 @@ def run_curation(
     outcomes: list[StageOutcome] = []
     problems: list[Problem] = []
     upstream = _root_hash(ctx)
-    for stage in stages:
-        outcome = run_stage(ctx, stage, problems, upstream)
-        if not outcome.skipped:
-            rebuild_ledger(ctx.curate_dir, names)
-        outcomes.append(outcome)
-        problems, upstream = outcome.kept, outcome.config_hash
-        if stage.name == until:
-            break
+    try:
+        for stage in stages:
+            outcome = run_stage(ctx, stage, problems, upstream)
+            if not outcome.skipped:
+                rebuild_ledger(ctx.curate_dir, names)
+            outcomes.append(outcome)
+            problems, upstream = outcome.kept, outcome.config_hash
+            if stage.name == until:
+                break
+    finally:
+        ctx.engines.close()  # the engines' CPUs/GPUs go back to the cluster (training may come next)
     rebuild_ledger(ctx.curate_dir, names)
     return outcomes

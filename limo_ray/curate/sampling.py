@@ -1,14 +1,13 @@
 """Sample a model on problems through the engine layer, grade each sample, and store it at once.
 
 Shared by the difficulty filters and the chain generation: requests (problem, the attempt indices still
-missing) go to engine actors on Ray Data with `n = len(indices)` so the samples share one prefill; results are
-graded in the driver as they stream back and appended to the generation cache batch by batch, so an
-interrupted run loses at most the batches in flight.
+missing) go to the run's engine actors (`ctx.engines`, alive across rounds and stages on the same model) with
+`n = len(indices)` so the samples share one prefill; results are graded in the driver as they stream back and
+appended to the generation cache batch by batch, so an interrupted run loses at most the batches in flight.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -17,12 +16,12 @@ from typing import Any
 
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.generations import GenerationStore, attempt_key
-from limo_ray.engine import EngineSpec, chat_messages, generate, init_ray
+from limo_ray.engine import EngineSpec, chat_messages, init_ray
 from limo_ray.grading import Grader
 from limo_ray.records import Problem
 from limo_ray.runfolder import write_jsonl_atomic
 
-# Sequences (requests x samples) per Ray Data block / engine batch. Large enough that the engine stays busy
+# Sequences (requests x samples) per engine batch. Large enough that the engine stays busy
 # between batches (a batch is one synchronous `generate` call: short answers in small batches left it idle
 # most of the time), small enough that finished work reaches the cache every few seconds to a minute.
 SEQUENCES_PER_BATCH = 1024
@@ -103,29 +102,30 @@ def sample_and_grade(
     round_number: int,
 ) -> RoundStats:
     """Draw every request's missing attempts, grade and store them."""
-    import ray.data
-
     init_ray(ctx.config.cluster)
     started_at = time.time()
-    ready_at = math.inf
     grader = Grader()
     batch_size = request_batch_size(requests)
-    blocks = max(1, math.ceil(len(requests) / batch_size))
-    ds = ray.data.from_items(requests, override_num_blocks=blocks)
-    out = generate(ds, spec, dict(sampling), concurrency=engine_concurrency(ctx, spec), batch_size=batch_size)
+    pool = ctx.engines.pool(spec, engine_concurrency(ctx, spec))
+    batches = (
+        {key: [r[key] for r in requests[i : i + batch_size]] for key in requests[0]}
+        for i in range(0, len(requests), batch_size)
+    )
+    outputs = pool.generate(batches, sampling)
+    # An engine that was already up (an earlier round or stage on this model) started no later than this call.
+    ready_at = max(started_at, min(pool.ready_times()))
     tokens = done = 0
     start = time.perf_counter()
-    for batch in out.iter_batches(batch_size=None, batch_format="pandas"):
+    for out in outputs:
         rows = []
-        for record in batch.to_dict("records"):
-            ready_at = min(ready_at, float(record["engine_ready_at"]))
-            rows += _graded_rows(record, keys, answers, grader, spec.name, round_number)
+        for i in range(len(out["problem_id"])):
+            rows += _graded_rows({k: v[i] for k, v in out.items()}, keys, answers, grader, spec.name, round_number)
         store.append(rows)
         graded = [r for r in rows if r["error"] is None]
         batch_tokens = sum(r["num_tokens"] for r in graded)
         tokens += batch_tokens
         ctx.metrics.tokens(stage, spec.name, batch_tokens, sum(r["correct"] for r in graded), len(graded))
-        done += len(batch)
+        done += len(out["problem_id"])
         elapsed = time.perf_counter() - start
         ctx.log(
             f"[curate] {stage}: {done}/{len(requests)} requests, {tokens} tokens, "

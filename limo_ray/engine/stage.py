@@ -50,16 +50,25 @@ class VLLMStage:
             chat_template=self.spec.chat_template,
         )
 
-    def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    def ready(self) -> float:
+        return self.ready_at
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def __call__(self, batch: Mapping[str, Sequence[Any]], sampling: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Generate for a batch of rows; `sampling` replaces the constructor's for this call (an engine pool
+        serves several stages' sampling settings)."""
         from vllm import SamplingParams
 
+        sampling = self.sampling if sampling is None else dict(sampling)
         size = len(next(iter(batch.values())))
         if "prompt" in batch:
             prompts = [str(p) for p in batch["prompt"]]
         else:
             prompts = [self.prompt_for(str(p)) for p in batch["problem"]]
-        counts = [int(n) for n in batch["n"]] if "n" in batch else [int(self.sampling.get("n", 1))] * size
-        params = [SamplingParams(**{**self.sampling, "n": n}) for n in counts]
+        counts = [int(n) for n in batch["n"]] if "n" in batch else [int(sampling.get("n", 1))] * size
+        params = [SamplingParams(**{**sampling, "n": n}) for n in counts]
         outputs, errors = self._generate(prompts, params)
         out: dict[str, Any] = {key: _as_list(values) for key, values in batch.items()}
         out["completions"] = [[c.text for c in o.outputs] if o else [] for o in outputs]
@@ -107,7 +116,7 @@ def generate(
     """Run `ds` through `concurrency` engine actors; adds the OUTPUT_COLUMNS to every row."""
     options: dict[str, Any] = dict(spec.actor_options())
     if spec.needs_placement_group():
-        options["ray_remote_args_fn"] = _placement_group_args(spec)
+        options["ray_remote_args_fn"] = placement_group_args(spec)
     return ds.map_batches(
         VLLMStage,
         fn_constructor_kwargs={"spec": spec, "sampling": dict(sampling)},
@@ -117,7 +126,7 @@ def generate(
     )
 
 
-def _placement_group_args(spec: EngineSpec) -> Any:
+def placement_group_args(spec: EngineSpec) -> Any:
     bundles = spec.bundles()
 
     def remote_args() -> dict[str, Any]:

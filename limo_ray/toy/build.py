@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +58,12 @@ _GUESS = (0.6, 0.4, 0.0, 0.0, 0.0)  # ...and on the harder levels it mostly just
 _GOOD = (0.0, 0.1, 0.3, 0.2, 0.4)  # mostly explained chains: the strong model's style
 _GOOD_B = (0.0, 0.1, 0.2, 0.2, 0.5)
 _SHORT_GOOD = (0.0, 0.2, 0.5, 0.1, 0.2)  # the same styles, shorter on average: more steps per second
-_SHOWN = (0.5, 0.0, 0.5, 0.0, 0.0)  # the student sees worked steps on easy problems...
-_BLURT = (0.85, 0.0, 0.15, 0.0, 0.0)  # ...and mostly bare answers on hard ones: SFT on chains can improve it
+_SHOWN = (0.5, 0.0, 0.5, 0.0, 0.0)  # the test-size student sees worked steps on easy problems...
+_BLURT = (0.85, 0.0, 0.15, 0.0, 0.0)  # ...and mostly bare answers on hard ones
+# The full-size student is LIMO's base model in miniature: it can reason (it branches from the strong model's
+# run) but its habit on hard problems is to state a bare answer, as an instruct model answers tersely. Greedy
+# decoding follows the habit; a few hundred good chains change the habit, not the skill.
+_ANSWER_ONLY = (0.7, 0.0, 0.0, 0.1, 0.2)
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ TOY_SPECS: dict[str, ToySpec] = {
         near_dup_frac=0.03,
         weak=_spec(
             "weak", (128, 2, 4, 2, 384), 3400, 1e-3, 1,
-            level_weights=(0.35, 0.35, 0.2, 0.07, 0.03), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
+            level_weights=(0.36, 0.36, 0.2, 0.08, 0.0), quality_by_level=(_TERSE, _TERSE, _GUESS, _GUESS, _GUESS),
         ),
         strong=_spec(
             "strong", (128, 3, 4, 2, 384), 2000, 1e-3, 2,
@@ -128,8 +132,9 @@ TOY_SPECS: dict[str, ToySpec] = {
             branch_of="strong", branch_at=0.75,
         ),
         student=_spec(
-            "student", (128, 2, 4, 2, 384), 2400, 1e-3, 4,
-            level_weights=(0.2,) * 5, quality_by_level=(_SHOWN, _SHOWN, _BLURT, _BLURT, _BLURT),
+            "student", (128, 3, 4, 2, 384), 2000, 1e-3, 4,
+            level_weights=(0.2,) * 5, quality_by_level=(_GOOD, _GOOD, _ANSWER_ONLY, _ANSWER_ONLY, _ANSWER_ONLY),
+            branch_of="strong", branch_at=0.8,
         ),
     ),
     "test": ToySpec(
@@ -354,10 +359,27 @@ def _near_variant(rng: random.Random, text: str) -> str:
     return text[:-1] if text[-1] in ".?" else text + "."
 
 
-def make_pool(spec: ToySpec, seed: int, exclude: set[str]) -> list[dict[str, Any]]:
+def benchmark_overlap(benchmark: Sequence[ToyProblem]) -> Callable[[ToyProblem], bool]:
+    """Whether a problem overlaps a benchmark item by curation's own decontamination test (default settings).
+
+    Templates make two different problems share long n-grams; a pool problem that would be removed as
+    contamination is not a clean pool problem, so the pool never contains one."""
+    from limo_ray.config import DecontaminateConfig
+    from limo_ray.curate.decontaminate import BenchmarkIndex
+
+    settings = DecontaminateConfig()
+    index = BenchmarkIndex(settings.ngram_sizes, settings.max_ngram_items, settings.min_overlap)
+    for i, problem in enumerate(benchmark):
+        index.add("toy", str(i), problem.text)
+    return lambda problem: bool(index.overlaps(problem.text))
+
+
+def make_pool(
+    spec: ToySpec, seed: int, exclude: set[str], reject: Callable[[ToyProblem], bool] | None = None
+) -> list[dict[str, Any]]:
     """Pool records: fresh problems plus exact / case / near duplicates, shuffled in (metadata says which)."""
     seeds = _split_seeds(seed)
-    base = generate_toy_problems(spec.pool_size, seeds["pool"], exclude=exclude)
+    base = generate_toy_problems(spec.pool_size, seeds["pool"], exclude=exclude, reject=reject)
     records = [problem_record(p, f"toy-pool-{i:05d}", "toy:pool", seed) for i, p in enumerate(base)]
     rng = random.Random(f"limo-ray-toy-dups:{seed}")
     kinds = (
@@ -371,7 +393,9 @@ def make_pool(spec: ToySpec, seed: int, exclude: set[str]) -> list[dict[str, Any
         text = {"exact": lambda t: t, "case": lambda t: _case_variant(rng, t), "near": lambda t: _near_variant(rng, t)}[
             kind
         ](original.text)
-        if kind == "near" and normalize_text(text) in exclude:
+        if kind == "near" and (
+            normalize_text(text) in exclude or (reject and reject(dataclasses.replace(original, text=text)))
+        ):
             continue  # a swapped name could recreate a benchmark problem
         dup = dataclasses.replace(original, text=text)
         pid = f"toy-pool-{len(base) + len(extra):05d}"
@@ -402,7 +426,7 @@ def _build_into(out: Path, spec: ToySpec, seed: int, content_hash: str, progress
 
     bench_problems, bench_records = make_benchmark(spec, seed)
     bench_texts = {normalize_text(p.text) for p in bench_problems}
-    pool_records = make_pool(spec, seed, exclude=bench_texts)
+    pool_records = make_pool(spec, seed, exclude=bench_texts, reject=benchmark_overlap(bench_problems))
     write_jsonl_atomic(out / "benchmark.jsonl", bench_records)
     write_jsonl_atomic(out / "pool.jsonl", pool_records)
     # Models never train on a pool or benchmark problem: both stay unseen, as in the real recipe.
@@ -432,6 +456,7 @@ def _build_into(out: Path, spec: ToySpec, seed: int, content_hash: str, progress
     timings.update({f"{name}_s": stats["seconds"] for name, stats in results.items()})
     timings["training_wall_s"] = time.perf_counter() - mark - timings["tokenizer_s"]
     shutil.rmtree(tok_dir)
+    shutil.rmtree(out / SNAPSHOT_DIR, ignore_errors=True)
 
     for name in MODEL_NAMES:  # every folder must load back with the very ids the models trained on
         again = load_tokenizer(out / name)
@@ -460,69 +485,115 @@ def _build_into(out: Path, spec: ToySpec, seed: int, content_hash: str, progress
 #
 # The four models train in up to two "lanes", each a process with one torch thread: tiny matrices do not scale
 # across threads, and two OpenMP threads on a two-core machine that is busy with anything else spin-wait so
-# badly that a step was measured 10x slower than with one thread. A branch (strong_b) runs in its parent's lane,
-# after it, from the parent's snapshot.
+# badly that a step was measured 10x slower than with one thread. A branch (strong_b, student) starts from its
+# parent's snapshot, which the parent writes to disk as it passes that step: the branch may run in the other
+# lane, as soon as the snapshot exists, while its parent goes on training.
+
+SNAPSHOT_DIR = ".snapshots"
+
+
+def _chat_chars(m: ModelSpec) -> float:
+    # Chain styles differ several-fold in length (a bare answer vs a self-checked chain): sample the mix.
+    return sum(len(p) + len(r) for p, r in itertools.islice(models.training_chats(m, 0), 64)) / 64
+
+
+def _cost(m: ModelSpec) -> float:
+    """Relative training time of a model's own steps (a branch pays only for the steps after its start)."""
+    return (
+        (m.steps - int(m.steps * m.branch_at))
+        * m.batch_size
+        * _chat_chars(m)
+        * m.layers
+        * m.hidden
+        * (4 * m.hidden + 3 * m.intermediate)
+    )
 
 
 def _lanes(spec: ToySpec, count: int) -> list[list[ModelSpec]]:
-    """Split the models into `count` lanes of similar cost; a branch follows its parent in the same lane."""
-    families: list[list[ModelSpec]] = [
-        [s, *(b for b in spec.model_specs() if b.branch_of == s.name)]
-        for s in spec.model_specs()
-        if s.branch_of is None
-    ]
+    """Split the models into `count` lanes that finish at about the same time.
 
-    def chat_chars(m: ModelSpec) -> float:
-        # Chain styles differ several-fold in length (a bare answer vs a self-checked chain): sample the mix.
-        return sum(len(p) + len(r) for p, r in itertools.islice(models.training_chats(m, 0), 64)) / 64
-
-    def cost(family: list[ModelSpec]) -> float:
-        return sum(
-            (m.steps - int(m.steps * m.branch_at))
-            * m.batch_size
-            * chat_chars(m)
-            * m.layers
-            * m.hidden
-            * (4 * m.hidden + 3 * m.intermediate)
-            for m in family
-        )
-
-    lanes: list[list[ModelSpec]] = [[] for _ in range(max(1, min(count, len(families))))]
+    Every lane trains its root models (no parent) first, so a branch waits only on a root that is already
+    running: no two lanes can wait on each other. A branch then goes where it can start and finish earliest,
+    counting the time its parent needs to reach the branch point.
+    """
+    specs = {m.name: m for m in spec.model_specs()}
+    roots = [m for m in specs.values() if m.branch_of is None]
+    branches = [m for m in specs.values() if m.branch_of is not None]
+    for b in branches:
+        if b.branch_of not in specs or specs[b.branch_of].branch_of is not None:
+            raise ValueError(f"{b.name}: branch_of must name a model that is not itself a branch")
+        if b.steps != specs[b.branch_of].steps:
+            raise ValueError(f"{b.name}: a branch continues its parent's schedule: its steps must be its parent's")
+    lanes: list[list[ModelSpec]] = [[] for _ in range(max(1, min(count, len(roots))))]
     loads = [0.0] * len(lanes)
-    for family in sorted(families, key=cost, reverse=True):
+    started: dict[str, float] = {}
+    for root in sorted(roots, key=_cost, reverse=True):
         i = loads.index(min(loads))
-        lanes[i].extend(family)
-        loads[i] += cost(family)
+        lanes[i].append(root)
+        started[root.name] = loads[i]
+        loads[i] += _cost(root)
+    for branch in sorted(branches, key=_cost, reverse=True):
+        parent = specs[branch.branch_of or ""]
+        ready = started[parent.name] + branch.branch_at * _cost(parent)
+        ends = [max(load, ready) + _cost(branch) for load in loads]
+        i = ends.index(min(ends))
+        lanes[i].append(branch)
+        loads[i] = ends[i]
     return lanes
+
+
+def _snapshot_path(out: Path, parent: str, step: int) -> Path:
+    return out / SNAPSHOT_DIR / f"{parent}-{step}.pt"
+
+
+def _save_snapshot(out: Path, parent: str, state: dict[str, Any]) -> None:
+    import torch
+
+    path = _snapshot_path(out, parent, state["step"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a reader sees a whole snapshot or none
+
+
+def _wait_for_snapshot(out: Path, parent: str, step: int, alive: Callable[[], None]) -> dict[str, Any]:
+    import torch
+
+    path = _snapshot_path(out, parent, step)
+    while not path.exists():
+        alive()
+        time.sleep(0.5)
+    return torch.load(path, weights_only=False)
 
 
 def _train_lane(
     lane: list[ModelSpec],
+    spec: ToySpec,
     seed: int,
     tok_dir: Path,
     out: Path,
     held_out: set[str],
     report: Callable[[tuple[Any, ...]], None],
+    alive: Callable[[], None] = lambda: None,
 ) -> None:
     """Train a lane's models in order and save each; `report` gets ("step", name, loss) and ("done", name, stats)."""
     tok = load_tokenizer(tok_dir)
-    snapshots: dict[str, dict[int, dict[str, Any]]] = {}
     for model_spec in lane:
-        branch_steps = [int(b.steps * b.branch_at) for b in lane if b.branch_of == model_spec.name]
+        name = model_spec.name
+        branch_steps = {int(b.steps * b.branch_at) for b in spec.model_specs() if b.branch_of == name}
         start = None
         if model_spec.branch_of is not None:
-            start = snapshots[model_spec.branch_of][int(model_spec.steps * model_spec.branch_at)]
-        name = model_spec.name
+            start = _wait_for_snapshot(out, model_spec.branch_of, int(model_spec.steps * model_spec.branch_at), alive)
         run = train_model(
             model_spec,
             tok,
             seed,
             exclude=held_out,
             snapshot_steps=branch_steps,
+            on_snapshot=lambda state, name=name: _save_snapshot(out, name, state),
             start=start,
             on_step=lambda step, loss, name=name: report(("step", name, loss)),
         )
-        snapshots[name] = run.snapshots
         save_model(run.model, tok, out / name)
         stats = {
             "parameters": count_parameters(run.model),
@@ -535,7 +606,9 @@ def _train_lane(
         report(("done", name, stats))
 
 
-def _lane_process(lane: list[ModelSpec], seed: int, tok_dir: Path, out: Path, held_out: set[str], channel: Any) -> None:
+def _lane_process(
+    lane: list[ModelSpec], spec: ToySpec, seed: int, tok_dir: Path, out: Path, held_out: set[str], channel: Any
+) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the lanes already fill the cores
     import torch
     from transformers.utils import logging as hf_logging
@@ -545,16 +618,20 @@ def _lane_process(lane: list[ModelSpec], seed: int, tok_dir: Path, out: Path, he
     parent = multiprocessing.parent_process()
     sent = 0
 
-    def report(message: tuple[Any, ...]) -> None:
+    def alive() -> None:
         # A killed build must not leave lanes training for nobody (daemon children outlive a SIGKILLed parent).
+        if parent is not None and not parent.is_alive():
+            raise SystemExit(1)
+
+    def report(message: tuple[Any, ...]) -> None:
         nonlocal sent
         sent += 1
-        if sent % 50 == 0 and parent is not None and not parent.is_alive():
-            raise SystemExit(1)
+        if sent % 50 == 0:
+            alive()
         channel.put(message)
 
     try:
-        _train_lane(lane, seed, tok_dir, out, held_out, report)
+        _train_lane(lane, spec, seed, tok_dir, out, held_out, report, alive)
         channel.put(("lane_done", "", None))
     except BaseException:
         channel.put(("error", "", traceback.format_exc()))
@@ -580,7 +657,7 @@ def _train_all(spec: ToySpec, seed: int, tok_dir: Path, out: Path, held_out: set
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            _train_lane(lanes[0], seed, tok_dir, out, held_out, on_message)
+            _train_lane(lanes[0], spec, seed, tok_dir, out, held_out, on_message)
         finally:
             torch.set_num_threads(previous)
         return results
@@ -588,7 +665,7 @@ def _train_all(spec: ToySpec, seed: int, tok_dir: Path, out: Path, held_out: set
     ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold Ray or vLLM threads
     channel = ctx.Queue()
     procs = [
-        ctx.Process(target=_lane_process, args=(lane, seed, tok_dir, out, held_out, channel), daemon=True)
+        ctx.Process(target=_lane_process, args=(lane, spec, seed, tok_dir, out, held_out, channel), daemon=True)
         for lane in lanes
     ]
     for proc in procs:

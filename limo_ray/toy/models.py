@@ -87,8 +87,6 @@ class TrainResult:
     seconds: float
     tokens: int
     losses: list[float] = field(default_factory=list)
-    # Snapshot (model, optimiser) states by step, kept only for steps a sibling branches from.
-    snapshots: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def qwen2_config(spec: ModelSpec, tokenizer: Any, max_len: int = 512) -> Any:
@@ -206,10 +204,14 @@ def train_model(
     seed: int,
     exclude: Collection[str] = (),
     snapshot_steps: Collection[int] = (),
+    on_snapshot: Callable[[dict[str, Any]], None] | None = None,
     start: dict[str, Any] | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Train `spec` from scratch, or from `start` (a snapshot of a sibling run) up to `spec.steps`."""
+    """Train `spec` from scratch, or from `start` (a snapshot of a sibling run) up to `spec.steps`.
+
+    At each of `snapshot_steps` the (model, optimiser) state goes to `on_snapshot` as it is then: a branch
+    starts from it while this run goes on."""
     import torch
     from transformers import Qwen2ForCausalLM
 
@@ -229,8 +231,8 @@ def train_model(
     amp = autocast_dtype()
     began = time.perf_counter()
     for step in range(first, spec.steps):
-        if step in snapshot_steps:
-            result.snapshots[step] = _snapshot(model, optimizer, step)
+        if step in snapshot_steps and on_snapshot is not None:
+            on_snapshot(_snapshot(model, optimizer, step))
         input_ids, mask, labels = next(data)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, spec)

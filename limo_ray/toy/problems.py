@@ -439,12 +439,13 @@ def generate_toy_problems(
     domains: Iterable[str] = DOMAINS,
     exclude: Collection[str] = (),
     unique: bool = True,
+    reject: Callable[[ToyProblem], bool] | None = None,
 ) -> list[ToyProblem]:
     """`n` problems cycling through every (level, domain) cell in turn, so each cell gets n / cells of them.
 
     Reproducible: the same arguments give the same list, and a shorter list is a prefix of a longer one.
     `exclude` holds normalised texts (`normalize_text`) never to produce (another split's problems); with
-    `unique`, no text repeats within the list either.
+    `unique`, no text repeats within the list either; a problem `reject` says yes to is drawn again.
     """
     cells = [(d, lv) for lv in levels for d in domains]
     if not cells:
@@ -457,7 +458,7 @@ def generate_toy_problems(
         for _ in range(2000):
             prob = make_problem(rng, domain, level)
             key = normalize_text(prob.text)
-            if key in exclude or (unique and key in seen):
+            if key in exclude or (unique and key in seen) or (reject is not None and reject(prob)):
                 continue
             seen.add(key)
             out.append(prob)

@@ -154,3 +154,16 @@ def test_clean_competition_pool_loses_at_most_one_percent(tmp_path: Path, shared
     lost = (before - after) / before
     print(f"{pool_file}: {before} -> {after} ({lost:.2%} removed)")
     assert lost <= 0.01
+
+
+@pytest.mark.integration
+def test_clean_toy_pool_loses_at_most_one_percent(tmp_path: Path) -> None:
+    # The toy pool comes from the same templates as the toy benchmark: the world's generator keeps out what
+    # decontamination would call a copy, so a control run finds (almost) nothing to remove.
+    ctx = _ctx(tmp_path, "toy.size=test", "curate.pool.sources=[toy:pool]")
+    outcomes = run_curation(ctx, until="decontaminate", stages=[Ingest(), Dedup(), Decontaminate()])
+    before, after = len(outcomes[1].kept), len(outcomes[2].kept)
+    lost = (before - after) / before
+    print(f"toy pool: {before} -> {after} ({lost:.2%} removed)")
+    assert before > 500
+    assert lost <= 0.01

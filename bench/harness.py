@@ -1,0 +1,81 @@
+"""What the bench scripts share: a bare vLLM engine run in its own process, and interleaved A/B pairs.
+
+A bare engine runs in a child process so that it owns the cores while it runs, exactly as a user's standalone
+`vllm.LLM` script would, and nothing of it (threads, memory) lingers into the other side's round. The child
+writes its result to a file: vLLM's shutdown may still print to stdout after the last line we care about.
+
+    python bench/harness.py JOB_JSON RESULT_JSON      # the child side (the scripts start it themselves)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+Round = Callable[[], dict[str, float]]  # -> {"tokens": ..., "seconds": ...}
+
+
+def write_bare_job(spec: Any, prompts: Sequence[str], sampling: dict[str, Any]) -> Path:
+    """A job file for `bare_round`: the engine spec (an `EngineSpec`), the prompts and vLLM sampling params."""
+    job = Path(tempfile.mkdtemp(prefix="limo-bench-")) / "job.json"
+    job.write_text(json.dumps({"spec": dataclasses.asdict(spec), "prompts": list(prompts), "sampling": sampling}))
+    return job
+
+
+def bare_round(job_file: Path) -> dict[str, float]:
+    """Run the job on one bare `vllm.LLM` in a child process; timed from engine ready to its last output."""
+    result_file = job_file.with_name("result.json")
+    out = subprocess.run([sys.executable, __file__, str(job_file), str(result_file)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the bare engine run failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+    return json.loads(result_file.read_text())
+
+
+def _bare_child(job_file: str, result_file: str) -> None:
+    from vllm import LLM, SamplingParams
+
+    from limo_ray.engine import EngineSpec
+
+    job = json.loads(Path(job_file).read_text())
+    spec = EngineSpec(**job["spec"])
+    os.environ.update(spec.env())
+    llm = LLM(**spec.llm_kwargs())
+    start = time.time()
+    outputs = llm.generate(job["prompts"], SamplingParams(**job["sampling"]), use_tqdm=False)
+    seconds = time.time() - start
+    tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
+    Path(result_file).write_text(json.dumps({"tokens": tokens, "seconds": seconds}))
+
+
+def interleaved_pairs(baseline: Round, candidate: Round, pairs: int, names: tuple[str, str]) -> list[float]:
+    """One warm-up pair, then `pairs` pairs (baseline, candidate, baseline, ...): prints each pair and the
+    median tokens/s of each side; returns the per-pair candidate/baseline tokens-per-second ratios."""
+    baseline()
+    candidate()
+    ratios, rates = [], {name: [] for name in names}
+    for i in range(pairs):
+        a, b = baseline(), candidate()
+        rate_a, rate_b = a["tokens"] / a["seconds"], b["tokens"] / b["seconds"]
+        rates[names[0]].append(rate_a)
+        rates[names[1]].append(rate_b)
+        ratios.append(rate_b / rate_a)
+        print(
+            f"pair {i + 1}: {names[0]} {rate_a:7.0f} tok/s ({a['tokens']:.0f} tokens, {a['seconds']:.1f}s)  "
+            f"{names[1]} {rate_b:7.0f} tok/s ({b['tokens']:.0f} tokens, {b['seconds']:.1f}s)  ratio {ratios[-1]:.3f}",
+            flush=True,
+        )
+    print("median tokens/s: " + ", ".join(f"{name} {statistics.median(r):.0f}" for name, r in rates.items()))
+    return ratios
+
+
+if __name__ == "__main__":
+    _bare_child(*sys.argv[1:3])
