@@ -14,6 +14,7 @@ is `evaluate_checkpoints`, shared with `limo eval --checkpoint`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -32,6 +33,21 @@ SUMMARY_MD, SUMMARY_JSON, LOSS_PNG = "summary.md", "summary.json", "loss.png"
 BASE, CURATED, RANDOM = "student-base", "student-curated", "student-random"
 
 
+def checkpoint_identity(name: str, path: str, resolve_path: Callable[[str], str] | None = None) -> str:
+    """What the eval cache keys a served checkpoint's answers by: its name and what its weights are.
+
+    A local folder is identified by its weight and config files' names, sizes and modification times (a
+    retrained checkpoint under the same name is evaluated again; hashing 64 GB of weights per eval would cost
+    minutes for nothing); a hub name by itself.
+    """
+    folder = Path(resolve_path(path) if resolve_path and path.startswith("toy:") else path).expanduser()
+    if not folder.is_dir():
+        return f"{name}|{path}"
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"))
+    listing = [(str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return f"{name}|{hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]}"
+
+
 def evaluate_checkpoints(
     config: RunConfig,
     checkpoints: Mapping[str, str],
@@ -43,24 +59,37 @@ def evaluate_checkpoints(
     """Serve `checkpoints` ({served name: folder or hub name}) with Ray Serve, evaluate them, stop the server.
 
     Checkpoints are served in groups that fit the cluster at once (`serving_groups`); answers of earlier groups
-    are cached in the run folder, so the last group's report covers every checkpoint.
+    are cached in the run folder, so the last group's report covers every checkpoint. A group whose answers are
+    all cached already is not served at all: the report is built from the cache.
     """
-    from limo_ray.evaluate import run_eval
+    from limo_ray.evaluate import run_eval, unanswered
     from limo_ray.serve import run_server
     from limo_ray.serve.app import serving_groups
 
     if not checkpoints:
         raise LimoError("nothing to evaluate: give --checkpoint or --endpoint, or list serve.models in the config")
+    say = progress or (lambda _line: None)
+    ids = {name: checkpoint_identity(name, path, resolve_path) for name, path in checkpoints.items()}
     judge_url = config.eval.judge_url
     judge = config.eval.judge_model if judge_url is None else None
+    key = os.environ.get(config.serve.api_key_env) if config.serve.api_key_env else None
+    common: dict[str, Any] = {
+        "resolve_path": resolve_path,
+        "progress": progress,
+        "report_order": list(checkpoints),
+        "checkpoint_ids": ids,
+    }
     report = None
     for group in serving_groups(config, checkpoints, resolve_path=resolve_path):
+        if not unanswered(config, run_dir, {name: ids[name] for name in group}, benchmarks, resolve_path):
+            say(f"eval: every answer of {', '.join(group)} is cached: nothing to serve")
+            report = run_eval(config, None, run_dir, benchmarks, list(group), **common)
+            continue
         served = dict(group)
         if judge is not None:
             served[judge] = config.models[judge].path
         handle = run_server(config, served, resolve_path=resolve_path)
         try:
-            key = os.environ.get(config.serve.api_key_env) if config.serve.api_key_env else None
             report = run_eval(
                 config,
                 handle.url,
@@ -71,9 +100,7 @@ def evaluate_checkpoints(
                 judge_url=handle.url if judge else judge_url,
                 judge_model=config.eval.judge_model,
                 judge_api_key=key,
-                resolve_path=resolve_path,
-                progress=progress,
-                report_order=list(checkpoints),
+                **common,
             )
         finally:
             handle.shutdown()

@@ -47,3 +47,24 @@ def test_eval_checkpoint_serves_evaluates_and_reports(tmp_path: Path, shared_dat
     samples = (run_dir / "eval" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 30 * 4  # the paper's decoding for AIME24: 4 samples at T=0.6
     assert "tiny: aime24" in out.stdout and (run_dir / "eval" / "report.md").is_file()
+
+    # The same command again: every answer is cached, so nothing is served and the report is the same.
+    again = subprocess.run([sys.executable, "-m", "limo_ray.cli", *args], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "every answer of tiny is cached: nothing to serve" in again.stdout
+    assert json.loads((run_dir / "eval" / "report.json").read_text())["checkpoints"] == report["checkpoints"]
+    assert len((run_dir / "eval" / "samples.jsonl").read_text().splitlines()) == len(samples)
+
+    # New weights under the same name (a retrained checkpoint) are not the cached answers' model.
+    import os
+
+    from limo_ray.config import load_config
+    from limo_ray.evaluate import unanswered
+    from limo_ray.run import checkpoint_identity
+
+    config = load_config("tiny", [f"benchmarks.data_root={shared_data}", "eval.max_tokens=16"])
+    ids = {"tiny": checkpoint_identity("tiny", str(model))}
+    assert unanswered(config, run_dir, ids, ["aime24"]) == 0
+    weights = model / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))
+    assert unanswered(config, run_dir, {"tiny": checkpoint_identity("tiny", str(model))}, ["aime24"]) == 30 * 4

@@ -107,6 +107,7 @@ def sample_and_grade(
     grader = Grader()
     batch_size = request_batch_size(requests)
     pool = ctx.engines.pool(spec, engine_concurrency(ctx, spec))
+    replaced_before = pool.replaced
     batches = (
         {key: [r[key] for r in requests[i : i + batch_size]] for key in requests[0]}
         for i in range(0, len(requests), batch_size)
@@ -130,6 +131,11 @@ def sample_and_grade(
         ctx.log(
             f"[curate] {stage}: {done}/{len(requests)} requests, {tokens} tokens, "
             f"{tokens / max(elapsed, 1e-9):.0f} tok/s"
+        )
+    if pool.replaced > replaced_before:
+        ctx.log(
+            f"[curate] {stage}: {pool.replaced - replaced_before} engine actor(s) failed and were replaced; "
+            "their batches were sent again"
         )
     finished_at = time.time()
     ready_at = min(ready_at, finished_at)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ class ItemPlan:
     decoding: DecodingConfig
     max_tokens: int
     keys: list[str]
+    checkpoint_id: str = ""  # what the weights are, beside the name (`run_eval`'s checkpoint_ids)
 
 
 @dataclass
@@ -81,6 +82,7 @@ def run_eval(
     resolve_path: Callable[[str], str] | None = None,
     progress: Callable[[str], None] | None = None,
     report_order: Sequence[str] | None = None,
+    checkpoint_ids: Mapping[str, str] | None = None,
 ) -> Report:
     """Evaluate the model(s) behind `endpoint_url` on `benchmarks` (default `eval.benchmarks`); see the module doc.
 
@@ -89,6 +91,8 @@ def run_eval(
     endpoint's first model). `data_root` overrides `benchmarks.data_root`; `resolve_path` maps special
     benchmark paths such as `toy:benchmark`. `report_order`: checkpoint names in the order the report lists them
     (the first is the baseline of the paired comparisons); by default this call's models, then earlier ones.
+    `checkpoint_ids`: served name -> what the weights are (see `sample_key`); without it the name alone keys
+    the cache. `endpoint_url` None: report from the cache only; a sample not there is an error.
     """
     return asyncio.run(
         run_eval_async(
@@ -105,8 +109,30 @@ def run_eval(
             resolve_path=resolve_path,
             progress=progress,
             report_order=report_order,
+            checkpoint_ids=checkpoint_ids,
         )
     )
+
+
+def unanswered(
+    config: RunConfig,
+    run_dir: str | Path,
+    checkpoint_ids: Mapping[str, str],
+    benchmarks: Sequence[str] | None = None,
+    resolve_path: Callable[[str], str] | None = None,
+) -> int:
+    """Samples of these checkpoints (name -> identity) not yet answered and graded in the run folder: at 0,
+    `run_eval(endpoint_url=None, ...)` reports them and nothing needs to be served."""
+    registry = BenchmarkRegistry.from_files(config.benchmarks.registry_files)
+    names = list(benchmarks or config.eval.benchmarks)
+    plans = plan_items(
+        config, registry, names, list(checkpoint_ids), config.benchmarks.data_root, resolve_path, checkpoint_ids
+    )
+    path = Path(run_dir) / EVAL_DIR / SAMPLES_FILE
+    if not path.is_file():
+        return sum(len(plan.keys) for plan in plans)
+    with SampleStore(path) as store:
+        return sum(_unfinished(store.get(key)) for plan in plans for key in plan.keys)
 
 
 async def run_eval_async(
@@ -124,6 +150,7 @@ async def run_eval_async(
     resolve_path: Callable[[str], str] | None = None,
     progress: Callable[[str], None] | None = None,
     report_order: Sequence[str] | None = None,
+    checkpoint_ids: Mapping[str, str] | None = None,
 ) -> Report:
     say = progress or (lambda _line: None)
     registry = BenchmarkRegistry.from_files(config.benchmarks.registry_files)
@@ -133,13 +160,16 @@ async def run_eval_async(
     selected = registry.select(names)
     eval_config = config.eval
     retry = RetryPolicy(retries=eval_config.retries)
-    client = ChatClient(endpoint_url, api_key, eval_config.request_timeout_s, eval_config.concurrency, retry)
+    offline = endpoint_url is None
+    client = ChatClient(endpoint_url or "", api_key, eval_config.request_timeout_s, eval_config.concurrency, retry)
     live = EvalMetrics()
     judge_client: ChatClient | None = None
     try:
+        if offline and not model_name:
+            raise LimoError("a report from cached answers needs the checkpoint names")
         checkpoints = await _checkpoints(client, model_name)
         judge: Judge | None = None
-        if any(b.grading == "judge" for b in selected):
+        if any(b.grading == "judge" for b in selected) and not offline:
             if judge_url is None:
                 judged = ", ".join(b.name for b in selected if b.grading == "judge")
                 raise LimoError(f"{judged}: graded by an LLM judge: give a judge endpoint URL (and judge model)")
@@ -150,13 +180,22 @@ async def run_eval_async(
             # Checkpoints evaluated earlier in this run folder join the report (and the comparison) when every
             # one of their samples for these benchmarks and settings is there.
             earlier = sorted({str(r.get("checkpoint")) for r in store.rows.values()} - set(checkpoints))
+            # An earlier checkpoint is keyed by the identity its answers were stored under (the latest one).
+            stored_ids = {
+                str(r.get("checkpoint")): r.get("checkpoint_id") or r.get("checkpoint") for r in store.rows.values()
+            }
+            checkpoint_ids = {**{name: str(stored_ids[name]) for name in earlier}, **(checkpoint_ids or {})}
             ordered = [*checkpoints, *earlier]
             if report_order:  # the report's first checkpoint is the one the others are compared against
                 rank = {name: i for i, name in enumerate(report_order)}
                 ordered.sort(key=lambda name: rank.get(name, len(rank)))
             root = data_root or config.benchmarks.data_root
-            all_plans = plan_items(config, registry, names, ordered, root, resolve_path)
+            all_plans = plan_items(config, registry, names, ordered, root, resolve_path, checkpoint_ids)
             plans = [p for p in all_plans if p.checkpoint in checkpoints]
+            if offline and (missing := sum(_unfinished(store.get(k)) for p in plans for k in p.keys)):
+                raise LimoError(
+                    f"{missing} samples are not in {eval_dir / SAMPLES_FILE} yet: an endpoint must answer them"
+                )
             stats = await _run_plans(plans, store, client, judge, default_grader(), eval_config.concurrency, say, live)
             rows = {key: store.get(key) for p in all_plans for key in p.keys}
             complete = {p.checkpoint for p in all_plans} - {
@@ -202,8 +241,10 @@ def plan_items(
     checkpoints: Sequence[str],
     data_root: str | None,
     resolve_path: Callable[[str], str] | None = None,
+    checkpoint_ids: Mapping[str, str] | None = None,
 ) -> list[ItemPlan]:
     """Every (checkpoint, benchmark, item) with its prompt, decoding and per-sample cache keys."""
+    ids = checkpoint_ids or {}
     plans = []
     for name in names:
         loaded = registry.load(name, data_root, resolve_path)
@@ -217,7 +258,7 @@ def plan_items(
             for checkpoint in checkpoints:
                 keys = [
                     sample_key(
-                        checkpoint,
+                        ids.get(checkpoint, checkpoint),
                         name,
                         item,
                         i,
@@ -240,6 +281,7 @@ def plan_items(
                         decoding,
                         config.eval.max_tokens,
                         keys,
+                        ids.get(checkpoint, checkpoint),
                     )
                 )
     return plans
@@ -347,6 +389,7 @@ async def _run_item(
                 {
                     "key": plan.keys[sample],
                     "checkpoint": plan.checkpoint,
+                    "checkpoint_id": plan.checkpoint_id,
                     "benchmark": plan.benchmark,
                     "item": plan.item,
                     "sample": sample,
