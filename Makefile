@@ -23,7 +23,7 @@ endif
 	@echo "installed limo-ray ($(PROFILE) profile) into $(VENV)"
 
 test: install
-	$(BIN)/python -m pytest -q --timeout=1800
+	$(BIN)/python -m pytest -q --timeout=1800 --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration" --timeout=600
