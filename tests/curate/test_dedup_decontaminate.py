@@ -160,7 +160,10 @@ def test_clean_competition_pool_loses_at_most_one_percent(tmp_path: Path, shared
 def test_clean_toy_pool_loses_at_most_one_percent(tmp_path: Path) -> None:
     # The toy pool comes from the same templates as the toy benchmark: the world's generator keeps out what
     # decontamination would call a copy, so a control run finds (almost) nothing to remove.
-    ctx = _ctx(tmp_path, "toy.size=test", "curate.pool.sources=[toy:pool]")
+    from limo_ray.cli import _path_resolver
+
+    config = load_config("tiny", ["toy.size=test", "curate.pool.sources=[toy:pool]"])
+    ctx = CurateContext(config=config, run_dir=tmp_path, resolve_path=_path_resolver(config), log=lambda line: None)
     outcomes = run_curation(ctx, until="decontaminate", stages=[Ingest(), Dedup(), Decontaminate()])
     before, after = len(outcomes[1].kept), len(outcomes[2].kept)
     lost = (before - after) / before
