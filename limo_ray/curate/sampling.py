@@ -138,7 +138,6 @@ def sample_and_grade(
             "their batches were sent again"
         )
     finished_at = time.time()
-    ready_at = min(ready_at, finished_at)
     return RoundStats(
         requests=len(requests),
         tokens=tokens,

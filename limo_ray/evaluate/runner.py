@@ -54,7 +54,7 @@ class ItemPlan:
     decoding: DecodingConfig
     max_tokens: int
     keys: list[str]
-    checkpoint_id: str = ""  # what the weights are, beside the name (`run_eval`'s checkpoint_ids)
+    checkpoint_id: str  # what the weights are, beside the name (`run_eval`'s checkpoint_ids)
 
 
 @dataclass
@@ -69,7 +69,7 @@ class RunStats:
 
 def run_eval(
     config: RunConfig,
-    endpoint_url: str,
+    endpoint_url: str | None,
     run_dir: str | Path,
     benchmarks: Sequence[str] | None = None,
     model_name: str | Sequence[str] | None = None,
@@ -132,12 +132,12 @@ def unanswered(
     if not path.is_file():
         return sum(len(plan.keys) for plan in plans)
     with SampleStore(path) as store:
-        return sum(_unfinished(store.get(key)) for plan in plans for key in plan.keys)
+        return _unfinished_samples(plans, store)
 
 
 async def run_eval_async(
     config: RunConfig,
-    endpoint_url: str,
+    endpoint_url: str | None,
     run_dir: str | Path,
     benchmarks: Sequence[str] | None = None,
     model_name: str | Sequence[str] | None = None,
@@ -192,7 +192,7 @@ async def run_eval_async(
             root = data_root or config.benchmarks.data_root
             all_plans = plan_items(config, registry, names, ordered, root, resolve_path, checkpoint_ids)
             plans = [p for p in all_plans if p.checkpoint in checkpoints]
-            if offline and (missing := sum(_unfinished(store.get(k)) for p in plans for k in p.keys)):
+            if offline and (missing := _unfinished_samples(plans, store)):
                 raise LimoError(
                     f"{missing} samples are not in {eval_dir / SAMPLES_FILE} yet: an endpoint must answer them"
                 )
@@ -256,9 +256,10 @@ def plan_items(
             item = problem.id if seen[problem.id] == 1 else f"{problem.id}@{problem.source_line}"
             messages = chat_messages(problem.problem, config.prompt.system)
             for checkpoint in checkpoints:
+                identity = ids.get(checkpoint, checkpoint)
                 keys = [
                     sample_key(
-                        ids.get(checkpoint, checkpoint),
+                        identity,
                         name,
                         item,
                         i,
@@ -281,7 +282,7 @@ def plan_items(
                         decoding,
                         config.eval.max_tokens,
                         keys,
-                        ids.get(checkpoint, checkpoint),
+                        identity,
                     )
                 )
     return plans
@@ -424,6 +425,10 @@ async def _grade(plan: ItemPlan, response: str, judge: Judge | None, grader: Gra
 
 def _unfinished(row: dict[str, Any] | None) -> bool:
     return row is None or row.get("correct") is None
+
+
+def _unfinished_samples(plans: Sequence[ItemPlan], store: SampleStore) -> int:
+    return sum(_unfinished(store.get(key)) for plan in plans for key in plan.keys)
 
 
 def _grade_fields(verdict: Verdict | None) -> dict[str, Any]:
