@@ -24,7 +24,9 @@ app = typer.Typer(
         "limo-ray: the LIMO recipe on Ray. Curate a few hundred hard problems with excellent reasoning chains "
         "from a large pool, fine-tune on them with DeepSpeed ZeRO-3, then serve and evaluate the checkpoint.\n\n"
         "Every command takes --config (a preset such as `tiny` or `limo-32b`, or a YAML file) and "
-        "--set key.path=value overrides."
+        "--set key.path=value overrides.\n\n"
+        "Example: `limo run --config tiny --run-dir runs/demo` (the whole job on the toy world, what `make demo` "
+        "runs); `limo COMMAND --help` shows each command with an example."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -32,13 +34,19 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 config_app = typer.Typer(
-    help="Show or check a run config (presets: " + ", ".join(preset_names()) + ").", no_args_is_help=True
+    help="Show or check a run config (presets: " + ", ".join(preset_names()) + ").\n\n"
+    "Example: `limo config show --config limo-32b --set train.epochs=3`",
+    no_args_is_help=True,
 )
-benchmarks_app = typer.Typer(help="The registry of evaluation sets.", no_args_is_help=True)
+benchmarks_app = typer.Typer(
+    help="The registry of evaluation sets.\n\nExample: `limo benchmarks list`", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 app.add_typer(benchmarks_app, name="benchmarks")
 toy_app = typer.Typer(
-    help="The built-in toy world: generated problems and tiny models trained on CPU.", no_args_is_help=True
+    help="The built-in toy world: generated problems and tiny models trained on CPU.\n\n"
+    "Example: `limo toy build --size test`",
+    no_args_is_help=True,
 )
 app.add_typer(toy_app, name="toy")
 
@@ -81,13 +89,17 @@ def _path_resolver(config: RunConfig) -> Callable[[str], str]:
 
 @config_app.command("show")
 def config_show(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
-    """Print the resolved config (preset + overrides) as YAML."""
+    """Print the resolved config (preset + overrides) as YAML.
+
+    Example: `limo config show --config limo-32b --set train.epochs=3`"""
     typer.echo(_load(config, overrides).to_yaml(), nl=False)
 
 
 @config_app.command("validate")
 def config_validate(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
-    """Check a config: unknown keys and wrong types are errors that name the key and the file."""
+    """Check a config: unknown keys and wrong types are errors that name the key and the file.
+
+    Example: `limo config validate --config my.yaml --set curate.select.size=500`"""
     resolved = _load(config, overrides)
     typer.echo(f"ok: config {resolved.name!r} is valid (hash {resolved.content_hash()})")
 
@@ -108,6 +120,8 @@ def curate_command(
 
     Each stage writes curate/<stage>/ with a manifest; curate/ledger.parquet records every decision. Re-running
     with the same run folder skips finished stages and draws only the samples that are missing.
+
+    Example: `limo curate --config tiny --until strong_filter` (the toy pool, into runs/tiny).
     """
     from limo_ray.curate.context import CurateContext
     from limo_ray.curate.pipeline import run_curation
@@ -138,6 +152,8 @@ def plan_command(
 
     Refuses impossible plans (a model that does not fit its tensor-parallel group, training that does not fit
     GPU memory) with the numbers. Every assumption is printed with the plan and can be overridden.
+
+    Example: `limo plan --config limo-32b`
     """
     from dataclasses import fields, replace
 
@@ -168,7 +184,9 @@ def submit_command(
     submission_id: Annotated[str | None, typer.Option(help="Job id [limo-STAGE-CONFIG-TIME].")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Stream logs; exit with the job's status.")] = False,
 ) -> None:
-    """Submit a stage as a Ray job; extra options after the known ones go to the stage (e.g. --until dedup)."""
+    """Submit a stage as a Ray job; extra options after the known ones go to the stage (e.g. --until dedup).
+
+    Example: `limo submit curate --address http://127.0.0.1:8265 --config limo-32b --follow --until dedup`"""
     from limo_ray import submit as jobs
 
     resolved = _load(config, overrides)
@@ -192,7 +210,9 @@ def toy_build(
     size: Annotated[str | None, typer.Option(help="full or test [the config's toy.size].")] = None,
     seed: Annotated[int | None, typer.Option(help="World seed [the config's toy.seed].")] = None,
 ) -> None:
-    """Build the toy world (or find it in the cache, $LIMO_RAY_CACHE or ~/.cache/limo-ray) and print its paths."""
+    """Build the toy world (or find it in the cache, $LIMO_RAY_CACHE or ~/.cache/limo-ray) and print its paths.
+
+    Example: `limo toy build --size test`"""
     import time
 
     from limo_ray.toy import build_toy_world
@@ -216,7 +236,9 @@ def toy_report(
     seed: Annotated[int | None, typer.Option(help="World seed [the config's toy.seed].")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
 ) -> None:
-    """Measure the toy world's calibration (vLLM in Ray Data, project grader) and check it against its bounds."""
+    """Measure the toy world's calibration (vLLM in Ray Data, project grader) and check it against its bounds.
+
+    Example: `limo toy report --size test`"""
     import json
 
     from limo_ray.toy import build_toy_world, calibration_report
@@ -253,6 +275,9 @@ def train_command(
 
     Writes train/metrics.jsonl (step, epoch, loss, lr, tokens_per_s), resumable checkpoints, and a consolidated HF
     checkpoint in train/checkpoint/ (safetensors, tokenizer, chat template) that transformers and vLLM load.
+
+    Example: `limo train --config tiny --run-dir runs/demo` (after `limo curate` there), or
+    `limo train --config limo-32b --dry-run` for the memory plan.
     """
     from limo_ray.train import describe_plan, format_plan, run_training
     from limo_ray.train.run import check_memory
@@ -269,10 +294,7 @@ def train_command(
         raise LimoError(f"no training data at {data}: run `limo curate` first, or pass --dataset FILE")
     with run_lock(folder):
         result = run_training(resolved, folder, data, model_path)
-    state = "complete" if result.complete else f"stopped at step {result.steps}/{result.total_steps} (re-run resumes)"
-    typer.echo(
-        f"train {state}: final loss {result.final_loss}, checkpoint {result.checkpoint}, metrics {result.metrics_path}"
-    )
+    typer.echo(f"train {result.status()}; metrics {result.metrics_path}")
 
 
 CheckpointOption = Annotated[
@@ -316,6 +338,8 @@ def serve_command(
     Autoscaled by serve.min_replicas..max_replicas; past serve.max_queued_requests, 503 with Retry-After. If the
     variable named by serve.api_key_env is set, requests need `Authorization: Bearer <key>`. Stays up until
     Ctrl-C.
+
+    Example: `limo serve --config tiny --checkpoint sft=runs/demo/train/checkpoint`
     """
     import yaml
 
@@ -357,6 +381,8 @@ def eval_command(
 
     With --checkpoint (or neither option) a Serve app is started for the checkpoints, evaluated, and stopped.
     Re-running with the same run folder sends only what is missing (answers are cached per item and sample).
+
+    Example: `limo eval --config tiny --checkpoint base=toy:student --checkpoint sft=runs/demo/train/checkpoint`
     """
     import os
 
@@ -436,6 +462,8 @@ def grade_command(
 
     Writes each input record with `correct`, `extracted` and `grade_reason` added; records that cannot be
     graded (bad JSON, a missing field) go to OUTPUT.rejected.jsonl with a reason. Prints the accuracy.
+
+    Example: `limo grade --input answers.jsonl --response-field output --answer-field gold`
     """
     from limo_ray.grading.batch import grade_jsonl
 
@@ -452,7 +480,9 @@ def grade_command(
 
 @benchmarks_app.command("list")
 def benchmarks_list(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
-    """List registered benchmarks with their grading mode, paper decoding and the paper's LIMO score."""
+    """List registered benchmarks with their grading mode, paper decoding and the paper's LIMO score.
+
+    Example: `limo benchmarks list`"""
     from limo_ray.benchmarks import BenchmarkRegistry
 
     resolved = _load(config, overrides)
@@ -471,7 +501,9 @@ def benchmarks_list(config: ConfigOption = "tiny", overrides: SetOption = None) 
 
 @benchmarks_app.command("paper")
 def benchmarks_paper(config: ConfigOption = "tiny", overrides: SetOption = None) -> None:
-    """Print the paper's results table (pass@1, %) as JSON."""
+    """Print the paper's results table (pass@1, %) as JSON.
+
+    Example: `limo benchmarks paper > paper.json`"""
     from limo_ray.benchmarks import BenchmarkRegistry
 
     resolved = _load(config, overrides)

@@ -146,6 +146,7 @@ def run_all(
     began = time.perf_counter()
     log(f"[run] train the student on {size} curated samples -> {run_dir / 'train'}")
     curated = run_training(config, run_dir, dataset, student)
+    log(f"[run] train: {curated.status()}")
     _require_complete(curated, "curated")
     summary.record("train", began, skipped=curated.skipped, final_loss=curated.final_loss, steps=curated.steps)
 
@@ -161,6 +162,7 @@ def run_all(
     began = time.perf_counter()
     log(f"[run] train the student on the {random_size} random samples -> {baseline_dir / 'train'}")
     random_run = run_training(config, baseline_dir, random_dataset, student)
+    log(f"[run] train (control): {random_run.status()}")
     _require_complete(random_run, "random-selection")
     summary.record("baseline_train", began, skipped=random_run.skipped, final_loss=random_run.final_loss)
 

@@ -25,6 +25,23 @@ def test_help_lists_the_commands() -> None:
         assert word in grade_help.stdout
 
 
+def test_every_command_help_shows_an_example() -> None:
+    from typer.main import get_command
+
+    from limo_ray.cli import app
+
+    def commands(group, prefix: tuple[str, ...] = ()):  # every command and group, walked from the app itself
+        for name, command in group.commands.items():
+            yield (*prefix, name)
+            if hasattr(command, "commands"):
+                yield from commands(command, (*prefix, name))
+
+    paths = [(), *commands(get_command(app))]
+    assert len(paths) > 15
+    missing = [" ".join(path) or "limo" for path in paths if "Example: `limo " not in run(*path, "--help").stdout]
+    assert missing == []
+
+
 def test_config_validate_rejects_misspelt_key_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("extends: tiny\ntrian:\n  epochs: 3\n")

@@ -77,6 +77,8 @@ class EngineSpec:
         if self.device == "cpu":
             # CUDA graphs / torch.compile do not exist on CPU; compiling costs ~30 s per start for nothing.
             kwargs["enforce_eager"] = True
+            # One CPU engine is one process (see `env`): no executor worker process either.
+            kwargs["distributed_executor_backend"] = "uni"
         else:
             kwargs["tensor_parallel_size"] = self.tensor_parallel_size
             kwargs["pipeline_parallel_size"] = self.pipeline_parallel_size
@@ -90,7 +92,15 @@ class EngineSpec:
     def env(self) -> dict[str, str]:
         """Environment the engine process needs (set before vLLM starts its engine-core process)."""
         if self.device == "cpu":
-            return {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KV_CACHE_GIB)}
+            return {
+                "VLLM_CPU_KVCACHE_SPACE": str(CPU_KV_CACHE_GIB),
+                # `vllm.LLM` runs its engine core in the calling process (the engine actor) instead of spawning
+                # one: a CPU engine then starts in ~3 s instead of ~20 s (the spawned processes each import torch
+                # and vLLM again), and generates faster on few cores, where the engine-core process's busy loop
+                # competed with the work. GPU engines keep the separate process (it overlaps scheduling with the
+                # GPU). `AsyncLLM` (Serve) always spawns its engine core.
+                "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            }
         return {}
 
     def actor_options(self) -> dict[str, Any]:

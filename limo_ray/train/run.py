@@ -47,6 +47,16 @@ class TrainResult:
     stats: TokenStats = field(default_factory=TokenStats)
     skipped: bool = False  # the manifest said complete: nothing ran
 
+    def status(self) -> str:
+        """One line for the user: what this call did, and where a re-run would start."""
+        if self.skipped:
+            return f"complete already ({self.total_steps} steps), skipped: checkpoint {self.checkpoint}"
+        resumed = f", resumed from the checkpoint at step {self.resumed_from_step}" if self.resumed_from_step else ""
+        if not self.complete:
+            return f"stopped at step {self.steps}/{self.total_steps}{resumed} (re-run resumes)"
+        loss = f"final loss {self.final_loss}"
+        return f"complete: {self.total_steps} steps{resumed}, {loss}, checkpoint {self.checkpoint}"
+
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
         out["run_dir"], out["metrics_path"] = str(self.run_dir), str(self.metrics_path)

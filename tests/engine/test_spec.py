@@ -45,7 +45,9 @@ def test_tiny_models_resolve_for_cpu_with_one_bundle_and_small_kv_cache() -> Non
     assert spec.actor_options() == {"num_cpus": 1, "num_gpus": 0}
     kwargs = spec.llm_kwargs()
     assert kwargs["enforce_eager"] is True and "gpu_memory_utilization" not in kwargs
-    assert spec.env() == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    # One process per CPU engine: the engine core and its executor run in the engine actor.
+    assert kwargs["distributed_executor_backend"] == "uni"
+    assert spec.env() == {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     assert spec.system_prompt == cfg.prompt.system and spec.chat_template is None
 
 
