@@ -12,6 +12,12 @@ run's full streams (k weak and n strong outcomes per problem) are replayed round
 schedule and with the fixed one (`limo_ray.curate.cascade.replay`), and every decision is compared (the unit
 test tests/curate/test_cascade.py does the same on synthetic streams).
 
+The same streams also give the floor: replayed one sample per round, the cascade's rules stop exactly when no
+outcome still to come could change a decision, so no stopping rule with the same decisions draws fewer tokens
+on them (each attempt counted with the tokens it really generated). The script prints that floor before its
+last line: with n=8 and a 1..3 band a problem leaves the strong filter only after 4 successes or once its count
+is settled, which bounds what any early stop can save on a given pool.
+
     .venv/bin/python bench/adaptive_filter.py                      # tiny preset, the toy pool (full world)
     .venv/bin/python bench/adaptive_filter.py --limit 1000         # a seeded sample of the pool
 """
@@ -78,6 +84,34 @@ def replay_agreement(ledger: list[dict[str, Any]], config: Any, fixed_config: An
             if not (adaptive.status.verdict == fixed.status.verdict == row[stage]):
                 disagreements += 1
     return compared, disagreements, adaptive_draws
+
+
+def token_floor(run_dir: Path, ledger: list[dict[str, Any]], config: Any) -> tuple[int, int]:
+    """(tokens the fixed run generated, the fewest any rule with the same decisions would) over its streams."""
+    from limo_ray.curate.cascade import BandRule, WeakRule, replay
+    from limo_ray.curate.generations import stored_attempts
+
+    weak, strong = config.curate.weak, config.curate.strong
+    rules = {
+        "weak_filter": WeakRule(weak.attempts),
+        "strong_filter": BandRule(strong.samples, strong.keep_min, strong.keep_max),
+    }
+    total = floor = 0
+    for stage, rule in rules.items():
+        tokens = {
+            (a["problem_id"], a["attempt_index"]): a["num_tokens"]
+            for a in stored_attempts(run_dir / "curate" / stage / "generations")
+        }
+        for row in ledger:
+            facts = row.get(f"{stage}_facts")
+            if not facts or row.get(f"{stage}_reason") == "engine_error":
+                continue
+            stream = [bool(v) for v in facts["outcomes"]]
+            drawn = replay(rule, [1] * len(stream), stream).drawn
+            spent = [tokens[(row["problem_id"], i)] for i in range(len(stream))]
+            total += sum(spent)
+            floor += sum(spent[:drawn])
+    return total, floor
 
 
 def main() -> None:
@@ -149,6 +183,11 @@ def main() -> None:
     print(
         f"replay of the fixed run's {compared} recorded streams: {disagreements} disagreements; the adaptive "
         f"schedule would draw {adaptive_draws} of its {fixed_draws} samples"
+    )
+    spent, floor = token_floor(root / "fixed", ledgers["fixed"], modes["fixed"])
+    print(
+        f"floor: on the fixed run's streams, the fewest tokens any stopping rule with the same decisions could "
+        f"generate are {floor} of {spent}: ratio {floor / max(1, spent):.3f}"
     )
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)

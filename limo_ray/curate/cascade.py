@@ -3,7 +3,14 @@
 Weak filter (paper: Qwen2.5-Math-7B-Instruct, k=4): a problem is dropped at its first success; one it never
 solves in k attempts is kept (it is not easy). Strong filter (paper: R1-Distill-Qwen-32B, n=32): keep a problem
 whose success count lands in [keep_min, keep_max]; stop sampling it as soon as the count passes keep_max (too
-easy), or once even all remaining samples could not lift it to keep_min (too hard).
+easy), once even all remaining samples could not lift it to keep_min (too hard), or once it is in the band and
+the remaining samples could not lift it past keep_max (kept: with n=8 and 1..3, one success in the first six
+samples settles it).
+
+Each rule stops exactly when no outcome still to come could change its decision. Drawing one sample per round,
+no stopping rule that decides as drawing everything does can draw less; coarser rounds trade some of those
+savings for fewer passes over the engine (`replay` with rounds of one gives that lower bound for a recorded
+stream).
 
 Samples are drawn in rounds (weak: 1 then 3): within a round a problem's samples share one request (one
 prefill), so a rule is applied between rounds, to the outcomes of every round drawn so far.
@@ -49,8 +56,8 @@ class BandRule:
         remaining = self.samples - len(outcomes)
         if successes + remaining < self.keep_min:
             return Status("dropped", "too_hard")
-        if remaining <= 0:
-            return Status("kept", "in_band")
+        if successes >= self.keep_min and successes + remaining <= self.keep_max:
+            return Status("kept", "in_band")  # whatever the remaining samples give, the count stays in the band
         return Status("continue", "")
 
 

@@ -99,8 +99,11 @@ def test_every_filter_decision_recomputes_from_the_ledger(curated: CurateContext
                 drawn = 0
                 for size in strong.rounds:
                     so_far = sum(outcomes[:drawn])
-                    if so_far > strong.keep_max or so_far + strong.samples - drawn < strong.keep_min:
+                    left = strong.samples - drawn
+                    if so_far > strong.keep_max or so_far + left < strong.keep_min:
                         break
+                    if so_far >= strong.keep_min and so_far + left <= strong.keep_max:
+                        break  # kept whatever the rest would give
                     drawn += size
                 expected_drawn = drawn
             if row[stage] != expected or len(outcomes) != expected_drawn:
