@@ -41,7 +41,6 @@ STUDENTS = 3  # base, curated, random
 SETTINGS = [
     "toy.size=test",
     'curate.chains.models=["strong"]',
-    "curate.strong.rounds=[2, 2, 2, 2]",  # several rounds: the kill lands between two of them
     "curate.balance.size=16",
     "curate.select.size=12",
     "train.epochs=3",
