@@ -1,7 +1,8 @@
 """What the bench scripts share: a bare vLLM engine run in its own process, and interleaved A/B pairs.
 
-A bare engine runs in a child process so that it owns the cores while it runs, exactly as a user's standalone
-`vllm.LLM` script would, and nothing of it (threads, memory) lingers into the other side's round. The child
+A bare engine runs in a child process so that it owns the machine while it runs, as a user's standalone
+`vllm.LLM` script would, with the compute threads the engine actor gets, and nothing of it (threads, memory)
+lingers into the other side's round. The child
 writes its result to a file: vLLM's shutdown may still print to stdout after the last line we care about.
 
     python bench/harness.py JOB_JSON RESULT_JSON      # the child side (the scripts start it themselves)
@@ -41,6 +42,7 @@ def bare_round(job_file: Path) -> dict[str, float]:
 
 
 def _bare_child(job_file: str, result_file: str) -> None:
+    import torch
     from vllm import LLM, SamplingParams
 
     from limo_ray.engine import EngineSpec
@@ -48,6 +50,9 @@ def _bare_child(job_file: str, result_file: str) -> None:
     job = json.loads(Path(job_file).read_text())
     spec = EngineSpec(**job["spec"])
     os.environ.update(spec.env())
+    # The threads the engine actor gets (Ray gives an actor as many as the CPUs it reserves): with the engine
+    # core in this process, vLLM would otherwise compute on every core, and the comparison would be of cores.
+    torch.set_num_threads(max(1, int(spec.actor_options()["num_cpus"])))
     llm = LLM(**spec.llm_kwargs())
     start = time.time()
     outputs = llm.generate(job["prompts"], SamplingParams(**job["sampling"]), use_tqdm=False)
