@@ -71,7 +71,8 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 def _submit(head: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": head["PATH"], "RAY_AUTH_MODE": head["RAY_AUTH_MODE"]}
     return subprocess.run(
-        [sys.executable, "-m", "limo_ray.cli", "submit", *args, "--address", head["address"]],
+        # The test-size toy world (earlier tests build it): `tiny` would build the full one on a fresh machine.
+        [sys.executable, "-m", "limo_ray.cli", "submit", *args, "--set", "toy.size=test", "--address", head["address"]],
         env=env,
         capture_output=True,
         text=True,
