@@ -90,7 +90,7 @@ class EngineSpec:
         return kwargs
 
     def env(self) -> dict[str, str]:
-        """Environment the engine process needs (set before vLLM starts its engine-core process)."""
+        """Environment the engine process needs (set before vLLM starts its engine)."""
         if self.device == "cpu":
             return {
                 "VLLM_CPU_KVCACHE_SPACE": str(CPU_KV_CACHE_GIB),
