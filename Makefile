@@ -19,6 +19,12 @@ ifeq ($(PROFILE),cpu)
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds: they break transformers' Qwen2 import and vLLM start.
 	$(BIN)/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
 endif
+ifeq ($(PROFILE),gpu)
+	@# flash-attn: PyPI has only its source, and its build imports torch, so it is built against the torch just
+	@# installed, outside pip's build isolation. Its version is pinned in constraints-gpu.txt.
+	$(BIN)/python -m pip install --progress-bar off -c $(CONSTRAINTS) packaging psutil ninja wheel setuptools
+	$(BIN)/python -m pip install --progress-bar off --no-build-isolation -c $(CONSTRAINTS) flash-attn
+endif
 	@touch $(STAMP)
 	@echo "installed limo-ray ($(PROFILE) profile) into $(VENV)"
 

@@ -147,13 +147,27 @@ def plan_command(
         list[str] | None,
         typer.Option("--assume", help="Override a planning assumption: --assume strong_survival=0.05 (repeatable)."),
     ] = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="Place every stage with the real Ray scheduler on a local cluster shaped like the config's "
+            "(logical GPUs; probes stand in for vLLM and NCCL) and print a table per stage.",
+        ),
+    ] = False,
+    placement_timeout: Annotated[
+        float, typer.Option(help="With --simulate: seconds a stage may wait to be placed before it fails.")
+    ] = 60.0,
 ) -> None:
     """Print what a run will ask of the cluster: GPUs and actors per stage, tokens, memory, wall time, cost.
 
     Refuses impossible plans (a model that does not fit its tensor-parallel group, training that does not fit
     GPU memory) with the numbers. Every assumption is printed with the plan and can be overridden.
+    With --simulate, also walks the whole job's placements (each curation engine pool, the training worker
+    group, Serve's replicas at min and max) through the real Ray scheduler, and exits non-zero naming the
+    first stage that cannot be placed.
 
-    Example: `limo plan --config limo-32b`
+    Example: `limo plan --config limo-32b --simulate`
     """
     from dataclasses import fields, replace
 
@@ -169,7 +183,16 @@ def plan_command(
             raise LimoError(f"--assume {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
         changes[key] = parse_yaml(raw, f"--assume {key}")
     assumptions = replace(Assumptions(), **changes)
-    typer.echo(format_plan(make_plan(resolved, assumptions, pool_size=pool_size or DEFAULT_POOL_SIZE)))
+    if not simulate:
+        typer.echo(format_plan(make_plan(resolved, assumptions, pool_size=pool_size or DEFAULT_POOL_SIZE)))
+        return
+    from limo_ray.plan_simulation import format_simulation, simulate_job
+
+    # The arithmetic's refusals are not consulted first: the scheduler itself must say what cannot be placed.
+    report = simulate_job(resolved, timeout_s=placement_timeout, log=lambda line: typer.echo(line, err=True))
+    typer.echo(format_simulation(report))
+    if not report.ok:
+        raise LimoError(f"plan --simulate: {report.failed_stage} cannot be placed: {report.error}")
 
 
 @app.command("submit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

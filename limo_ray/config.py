@@ -199,7 +199,9 @@ class TrainConfig(StrictModel):
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     epochs: int = Field(default=15, gt=0)
     micro_batch_size: int = Field(default=1, gt=0)
-    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    # Samples (packed rows when packing) per optimizer step, all workers together; gradient accumulation is derived:
+    # global_batch_size / (micro_batch_size x num_workers), which must be whole. None = micro_batch_size x num_workers.
+    global_batch_size: int | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
     precision: Literal["bf16", "fp32"] = "bf16"
@@ -211,9 +213,14 @@ class TrainConfig(StrictModel):
     num_workers: int = Field(default=16, gt=0)
     use_gpu: bool = True
     cpus_per_worker: float = Field(default=1.0, ge=0)
+    # A resumable (sharded) checkpoint at every Nth epoch end, and every N steps if set; the last step always gets one.
+    checkpoint_every_epochs: int = Field(default=1, gt=0)
     checkpoint_every_steps: int | None = Field(default=None, gt=0)
     # Where Ray Train keeps resumable checkpoints: None = <run dir>/train; s3:// / gs:// / NFS on clusters.
     storage_path: str | None = None
+    # Local disk each worker stages its shards and the HF export on before Ray Train uploads them (NVMe on a
+    # cluster: ZeRO-3 shards of a 32B model are ~25 GB per rank). None = the system temp folder.
+    scratch_dir: str | None = None
     keep_checkpoints: int = Field(default=2, gt=0)
     # Automatic restarts from the last checkpoint when a worker dies.
     max_failures: int = Field(default=0, ge=0)
@@ -221,6 +228,37 @@ class TrainConfig(StrictModel):
     loss_chunk_tokens: int = Field(default=1024, gt=0)
     # Stop after this many optimizer steps (smoke runs); None = every epoch.
     max_steps: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_accumulation_key(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "gradient_accumulation_steps" in data:
+            raise ValueError(
+                "train.gradient_accumulation_steps is derived now: set train.global_batch_size (= micro_batch_size x "
+                "gradient_accumulation_steps x num_workers) instead"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _global_batch_divides(self) -> TrainConfig:
+        per_pass = self.micro_batch_size * self.num_workers
+        if self.global_batch_size is not None and self.global_batch_size % per_pass:
+            raise ValueError(
+                f"train.global_batch_size {self.global_batch_size} is not a whole number of micro-batches on every "
+                f"worker: micro_batch_size {self.micro_batch_size} x num_workers {self.num_workers} = {per_pass} "
+                f"does not divide it; use a multiple of {per_pass}"
+            )
+        return self
+
+    @property
+    def global_batch(self) -> int:
+        """Rows per optimizer step over all workers (`global_batch_size`, or one micro-batch per worker)."""
+        return self.global_batch_size or self.micro_batch_size * self.num_workers
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        """Micro-batches per worker per optimizer step, derived from the global batch."""
+        return self.global_batch // (self.micro_batch_size * self.num_workers)
 
 
 # ----------------------------------------------------------------------------------------------- serve / eval
@@ -271,7 +309,8 @@ class BenchmarksConfig(StrictModel):
 
 
 class ClusterConfig(StrictModel):
-    # None: an embedded local Ray (never attach to a stray cluster by accident); else a Ray address.
+    # None: an embedded local Ray (never attach to a stray cluster by accident); `auto`: the cluster this node
+    # belongs to (a KubeRay pod, a `ray up` head), an error if there is none; else a Ray address.
     address: str | None = None
     num_nodes: int = Field(default=1, gt=0)
     gpus_per_node: int = Field(default=0, ge=0)
@@ -279,6 +318,9 @@ class ClusterConfig(StrictModel):
     gpu_type: str | None = None
     gpu_hour_usd: float = Field(default=0.0, ge=0)
     runtime_env: dict[str, Any] = Field(default_factory=dict)
+    # How long a stage waits for its placement groups (engines, Serve replicas, the training worker group)
+    # before it stops with one line naming what it lacks; an autoscaler adding a GPU node takes minutes.
+    placement_timeout_s: float = Field(default=900.0, gt=0)
 
 
 class ToyConfig(StrictModel):

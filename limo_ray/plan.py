@@ -32,6 +32,7 @@ from typing import Literal
 
 from limo_ray.benchmarks.registry import BenchmarkRegistry
 from limo_ray.config import RunConfig, SamplingConfig
+from limo_ray.engine.placement import check_layout, engine_replicas, replica_placement
 from limo_ray.engine.spec import EngineSpec, device_for, engine_spec
 from limo_ray.errors import LimoError
 from limo_ray.train.memory import (
@@ -136,6 +137,7 @@ class EngineAsk:
     world_size: int
     bundles: tuple[Mapping[str, float], ...]
     replicas: int
+    strategy: str = "STRICT_PACK"  # the placement group's strategy (limo_ray.engine.placement)
     # Known only for a GPU plan of a model whose architecture is known.
     params: int | None = None
     weights_gib_per_gpu: float | None = None
@@ -382,7 +384,6 @@ def _engine_ask(
 ) -> EngineAsk:
     spec: EngineSpec = engine_spec(config, name, device)  # raises for TP/PP > 1 on CPU
     cluster = config.cluster
-    total = cluster.num_nodes * cluster.gpus_per_node
     model_cfg = config.models[name]
     arch = arch_for(model_cfg.path)
     ws = spec.world_size
@@ -398,21 +399,14 @@ def _engine_ask(
     if device == "cpu":
         return ask
 
-    if ws > total:
-        raise LimoError(
-            f"model {name!r} ({model_cfg.path}): tensor_parallel_size x pipeline_parallel_size = "
-            f"{spec.tensor_parallel_size} x {spec.pipeline_parallel_size} = {ws} GPUs, but the cluster has "
-            f"{cluster.num_nodes} x {cluster.gpus_per_node} = {total}"
-        )
-    if spec.tensor_parallel_size > cluster.gpus_per_node:
+    check_layout(spec, cluster)  # more GPUs than the cluster, or a tensor-parallel group split across nodes
+    placement = replica_placement(spec, cluster.gpus_per_node)
+    if placement.nodes > 1:
         notes.append(
-            f"model {name!r}: tensor parallelism {spec.tensor_parallel_size} spans nodes "
-            f"({cluster.gpus_per_node} GPUs each): slow; prefer pipeline_parallel_size across nodes"
+            f"model {name!r}: one replica spans {placement.nodes} nodes (TP {spec.tensor_parallel_size} within a "
+            f"node, PP {spec.pipeline_parallel_size} across nodes), placed with PACK"
         )
-    # Groups no larger than a node pack per node; larger ones (pipeline across nodes) take whole nodes.
-    ask = replace(
-        ask, replicas=cluster.num_nodes * (cluster.gpus_per_node // ws) if ws <= cluster.gpus_per_node else total // ws
-    )
+    ask = replace(ask, replicas=engine_replicas(spec, cluster), strategy=placement.strategy)
     if arch is None:
         notes.append(
             f"model {name!r} ({model_cfg.path}): architecture unknown, memory not checked and throughput taken as "
@@ -710,7 +704,7 @@ def format_plan(plan: Plan) -> str:
         size = f"{e.params / 1e9:.1f}B params" if e.params else "size unknown"
         text = (
             f"  {e.name}: {e.model} ({size}), TP {e.tensor_parallel_size} x PP {e.pipeline_parallel_size} = "
-            f"{e.world_size} per replica, bundles {_bundles(e.bundles)}, up to {e.replicas} replica(s)"
+            f"{e.world_size} per replica, bundles {_bundles(e.bundles)} ({e.strategy}), up to {e.replicas} replica(s)"
         )
         if e.weights_gib_per_gpu is not None and e.memory_gib_per_gpu is not None:
             text += (

@@ -91,11 +91,17 @@ def test_format_plan_prints_stages_memory_and_assumptions(paper_plan) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["cluster.num_nodes=1"], r"tensor_parallel_size x pipeline_parallel_size = 8 x 2 = 16 GPUs.*1 x 8 = 8"),
+        (
+            ["cluster.num_nodes=1"],
+            r"tensor_parallel_size x pipeline_parallel_size = 8 x 2 = 16 GPUs.*1 node\(s\) x 8 GPUs = 8",
+        ),
         (["cluster.gpu_type=L4", "models.strong.tensor_parallel_size=1"], r"'strong'.*does not fit TP 1 x PP 1"),
         (["train.num_workers=8"], r"does not fit: .*ZeRO-3, 8 GPU\(s\).*> 79.6 GiB"),
         (["train.attention=eager"], r"does not fit: .*eager"),
-        (["cluster.num_nodes=3", "train.num_workers=32"], r"train.num_workers = 32 .* 3 x 8 = 24"),
+        (
+            ["cluster.num_nodes=3", "train.num_workers=32", "train.global_batch_size=32"],
+            r"train.num_workers = 32 .* 3 x 8 = 24",
+        ),
     ],
 )
 def test_impossible_plans_are_refused(overrides: list[str], message: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.generations import GenerationStore, attempt_key
 from limo_ray.engine import EngineSpec, chat_messages, init_ray
+from limo_ray.engine.placement import engine_replicas
 from limo_ray.grading import Grader
 from limo_ray.records import Problem
 from limo_ray.runfolder import write_jsonl_atomic
@@ -60,14 +61,6 @@ def attempt_keys(
     }
 
 
-def engine_concurrency(ctx: CurateContext, spec: EngineSpec) -> int:
-    """Engine actors for a stage: as many as fit the cluster's GPUs (one on a CPU machine)."""
-    cluster = ctx.config.cluster
-    if spec.device == "cpu" or cluster.gpus_per_node == 0:
-        return 1
-    return max(1, (cluster.num_nodes * cluster.gpus_per_node) // spec.world_size)
-
-
 def log_requests(folder: Path, label: str, requests: Sequence[Mapping[str, Any]]) -> None:
     """What was asked of the engine, per round: the audit trail that shows no finished sample is redrawn."""
     rows = [{"problem_id": r["problem_id"], "attempt_indices": list(r["attempt_indices"])} for r in requests]
@@ -106,7 +99,14 @@ def sample_and_grade(
     started_at = time.time()
     grader = Grader()
     batch_size = request_batch_size(requests)
-    pool = ctx.engines.pool(spec, engine_concurrency(ctx, spec))
+    cluster = ctx.config.cluster
+    pool = ctx.engines.pool(
+        spec,
+        engine_replicas(spec, cluster),
+        stage=f"curate.{stage}",
+        gpus_per_node=cluster.gpus_per_node,
+        placement_timeout_s=cluster.placement_timeout_s,
+    )
     replaced_before = pool.replaced
     batches = (
         {key: [r[key] for r in requests[i : i + batch_size]] for key in requests[0]}

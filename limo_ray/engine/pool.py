@@ -5,6 +5,10 @@ engine start (measured here: about 40 s of actor start, vLLM import and engine i
 616 s curation). Curation sends its requests in rounds that depend on the previous round's grades, so it
 keeps the engines in a pool instead: batches go to the least busy actor, results come back as they finish.
 
+Placement: on GPUs every engine actor sits in a placement group of its own (`engine.placement`: one rule for
+engines, Serve, training and `limo plan`), created with a timeout and removed when the actor is closed or
+replaced, so a stage's GPUs are free before the next stage asks for them.
+
 Faults: a batch whose actor died (node lost, process killed) or whose engine failed as a whole is sent again
 to a fresh actor, up to `max_retries` times; one bad prompt fails alone inside the actor (`VLLMStage`), so
 a poisoned row is recorded, not retried forever.
@@ -16,9 +20,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from limo_ray.engine.placement import release, replica_placement, reserve
 from limo_ray.engine.spec import EngineSpec
-from limo_ray.engine.stage import VLLMStage, placement_group_args
+from limo_ray.engine.stage import VLLMStage
 from limo_ray.errors import LimoError
+
+# Seconds to wait for an engine's GPUs before saying the stage cannot be placed (an autoscaler may be adding a
+# node: minutes on a real cluster).
+DEFAULT_PLACEMENT_TIMEOUT_S = 900.0
 
 # Batches queued per actor: the next batch is already waiting when one finishes, so the engine never idles
 # while the driver grades and stores.
@@ -28,22 +37,70 @@ IN_FLIGHT_PER_ACTOR = 2
 class EnginePool:
     """`size` engine actors for one model; `generate` streams result batches in completion order."""
 
-    def __init__(self, spec: EngineSpec, size: int = 1, max_retries: int = 3) -> None:
+    def __init__(
+        self,
+        spec: EngineSpec,
+        size: int = 1,
+        max_retries: int = 3,
+        *,
+        gpus_per_node: int = 0,
+        placement_timeout_s: float = DEFAULT_PLACEMENT_TIMEOUT_S,
+        stage: str = "",
+        engine_cls: type = VLLMStage,
+    ) -> None:
+        """`engine_cls` is the actor's body: `VLLMStage`, or a stand-in with its constructor that holds the same
+        resources (`limo plan --simulate`'s probe)."""
         if size < 1:
             raise LimoError(f"an engine pool needs at least one engine, got {size}")
         self.spec = spec
         self.size = size
         self.max_retries = max_retries
+        self.placement = replica_placement(spec, gpus_per_node)
+        self.placement_timeout_s = placement_timeout_s
+        self.stage = stage or f"engine {spec.name!r}"
+        self.engine_cls = engine_cls
         self.replaced = 0  # actors started again after a failure (for logs and tests)
-        self._actors = [self._start() for _ in range(size)]
+        self._actors: list[Any] = []
+        self._groups: list[Any] = []  # the placement group of each actor (None on CPU)
+        try:
+            for _ in range(size):
+                actor, group = self._start()
+                self._actors.append(actor)
+                self._groups.append(group)
+        except BaseException:
+            self.close()
+            raise
 
-    def _start(self) -> Any:
+    def _start(self) -> tuple[Any, Any]:
+        """One engine actor, in a placement group of its own on GPUs (placed within the timeout, or an error)."""
         import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         options: dict[str, Any] = dict(self.spec.actor_options())
-        if self.spec.needs_placement_group():
-            options.update(placement_group_args(self.spec)())
-        return ray.remote(VLLMStage).options(**options).remote(self.spec, {})
+        group = None
+        if self.spec.device == "cuda":
+            group = reserve(
+                self.placement.bundles,
+                self.placement.strategy,
+                f"{self.stage} (engine {self.spec.name!r}, replica {len(self._actors) + 1} of {self.size})",
+                self.placement_timeout_s,
+            )
+            # Tensor/pipeline-parallel workers vLLM starts from the actor land in the same group.
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_capture_child_tasks=True
+            )
+        try:
+            return ray.remote(self.engine_cls).options(**options).remote(self.spec, {}), group
+        except BaseException:
+            release(group)
+            raise
+
+    def placement_groups(self) -> list[Any]:
+        """The live placement groups this pool holds (one per GPU actor)."""
+        return [g for g in self._groups if g is not None]
+
+    def actors(self) -> list[Any]:
+        return list(self._actors)
 
     def ready_times(self) -> list[float]:
         """When each engine finished starting (waits for engines still starting)."""
@@ -92,29 +149,42 @@ class EnginePool:
         import ray
 
         ray.kill(self._actors[i], no_restart=True)
-        self._actors[i] = self._start()
+        release(self._groups[i])
+        self._groups[i] = None
+        self._actors[i], self._groups[i] = self._start()
         self.replaced += 1
 
     def close(self) -> None:
+        """Kill every actor and remove its placement group: the pool's GPUs go back to the cluster now."""
         import ray
 
         for actor in self._actors:
             ray.kill(actor, no_restart=True)
-        self._actors = []
+        for group in self._groups:
+            release(group)
+        self._actors, self._groups = [], []
 
 
 class EngineCache:
     """At most one live pool per run: a stage on the same model reuses it; another model replaces it (two
-    engines may not fit the cluster at once, and the stages that use them run one after the other)."""
+    engines may not fit the cluster at once, and the stages that use them run one after the other). The old
+    pool is closed, its placement groups removed, before the new one asks for resources."""
 
-    def __init__(self) -> None:
+    def __init__(self, **pool_options: Any) -> None:
+        """`pool_options`: `EnginePool` keywords for every pool (GPUs per node, placement timeout, engine body)."""
         self._pool: EnginePool | None = None
+        self.pool_options = pool_options
 
-    def pool(self, spec: EngineSpec, size: int) -> EnginePool:
+    @property
+    def current(self) -> EnginePool | None:
+        return self._pool
+
+    def pool(self, spec: EngineSpec, size: int, stage: str = "", **options: Any) -> EnginePool:
+        """The live pool for (spec, size), else a new one (`options`: more `EnginePool` keywords)."""
         if self._pool is not None and (self._pool.spec, self._pool.size) == (spec, size):
             return self._pool
         self.close()
-        self._pool = EnginePool(spec, size)
+        self._pool = EnginePool(spec, size, stage=stage, **{**self.pool_options, **options})
         return self._pool
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from limo_ray.config import ModelConfig, PromptConfig, RunConfig
+from limo_ray.engine.context_length import check_context_length
 from limo_ray.errors import LimoError
 
 Device = Literal["cpu", "cuda"]
@@ -129,8 +130,13 @@ def spec_from_model_config(
     seed: int = 0,
     resolve_path: Callable[[str], str] | None = None,
 ) -> EngineSpec:
-    """Build the spec for one `models:` entry; `resolve_path` maps special paths (e.g. `toy:weak`) to folders."""
+    """Build the spec for one `models:` entry; `resolve_path` maps special paths (e.g. `toy:weak`) to folders.
+
+    Refuses a `max_model_len` past the model's own context limit (`engine.context_length`), before any engine
+    or cluster time is spent on it."""
     path = resolve_path(model.path) if resolve_path else model.path
+    if not path.startswith("toy:"):  # an unresolved toy path: its world is not built yet, nothing to read
+        check_context_length(name, path, model.max_model_len, model.engine_kwargs, model.revision)
     tokenizer = resolve_path(model.tokenizer) if resolve_path and model.tokenizer else model.tokenizer
     return EngineSpec(
         name=name,

@@ -113,32 +113,23 @@ def generate(
     concurrency: int = 1,
     batch_size: int = 64,
 ) -> ray.data.Dataset:
-    """Run `ds` through `concurrency` engine actors; adds the OUTPUT_COLUMNS to every row."""
-    options: dict[str, Any] = dict(spec.actor_options())
+    """Run `ds` through `concurrency` engine actors; adds the OUTPUT_COLUMNS to every row.
+
+    For one-process engines only (CPU, or one GPU per actor, which Ray Data places and frees itself). A
+    tensor-parallel engine needs a placement group per actor, and Ray Data gives no hook to remove the groups
+    when its actors end: those go through `EnginePool`, which does.
+    """
+    from limo_ray.errors import LimoError
+
     if spec.needs_placement_group():
-        options["ray_remote_args_fn"] = placement_group_args(spec)
+        raise LimoError(
+            f"engine {spec.name!r}: a {spec.world_size}-GPU engine cannot run in a Ray Data stage (its placement "
+            "groups would outlive the run); use limo_ray.engine.EnginePool"
+        )
     return ds.map_batches(
         VLLMStage,
         fn_constructor_kwargs={"spec": spec, "sampling": dict(sampling)},
         batch_size=batch_size,
         concurrency=concurrency,
-        **options,
+        **spec.actor_options(),
     )
-
-
-def placement_group_args(spec: EngineSpec) -> Any:
-    bundles = spec.bundles()
-
-    def remote_args() -> dict[str, Any]:
-        # Called once per actor: each tensor-parallel engine gets its own group of GPU bundles on one node.
-        import ray
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        group = ray.util.placement_group(bundles, strategy="STRICT_PACK")
-        return {
-            "scheduling_strategy": PlacementGroupSchedulingStrategy(
-                placement_group=group, placement_group_capture_child_tasks=True
-            )
-        }
-
-    return remote_args

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from limo_ray.config import RunConfig, ServeConfig
+from limo_ray.engine.placement import describe_bundles, free_resources, replica_placement, wait_until
 from limo_ray.engine.spec import Device, EngineSpec, device_for, spec_from_model_config
 from limo_ray.errors import LimoError
 
@@ -51,6 +52,9 @@ class AppArgs(BaseModel):
     max_queued_requests: int = Field(default=512, gt=0)
     retry_after_s: int = Field(default=1, ge=0)
     api_key_env: str | None = "LIMO_API_KEY"
+    # GPUs per node (cluster.gpus_per_node), for the placement rule: a replica bigger than a node spans nodes
+    # (PACK) instead of asking one node for all of it (STRICT_PACK). 0: every replica fits one node.
+    gpus_per_node: int = Field(default=0, ge=0)
     # Set by run_server from the driver's environment; a RayService leaves it out and the ingress reads the env var.
     api_key_sha256: str | None = None
 
@@ -126,8 +130,9 @@ def model_deployment_options(spec: EngineSpec, name: str, args: AppArgs) -> dict
         "max_constructor_retry_count": 2,
     }
     if spec.needs_placement_group():
-        options["placement_group_bundles"] = spec.bundles()
-        options["placement_group_strategy"] = "STRICT_PACK"
+        placement = replica_placement(spec, args.gpus_per_node)
+        options["placement_group_bundles"] = [dict(b) for b in placement.bundles]
+        options["placement_group_strategy"] = placement.strategy
     if args.min_replicas == args.max_replicas:
         options["num_replicas"] = args.max_replicas
     else:
@@ -219,6 +224,7 @@ def app_args(
     specs: Mapping[str, EngineSpec],
     retry_after_s: int | None = None,
     api_key_sha256: str | None = None,
+    gpus_per_node: int = 0,
 ) -> dict[str, Any]:
     """`AppArgs` as a plain dict, from the run config's `serve:` section and the engine specs."""
     args = AppArgs(
@@ -231,6 +237,7 @@ def app_args(
         retry_after_s=serve_config.retry_after_s if retry_after_s is None else retry_after_s,
         api_key_env=serve_config.api_key_env,
         api_key_sha256=api_key_sha256,
+        gpus_per_node=gpus_per_node,
     )
     return args.model_dump(mode="json")
 
@@ -258,7 +265,7 @@ def serve_config(
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
                 "runtime_env": dict(config.cluster.runtime_env),
-                "args": app_args(config.serve, specs, retry_after_s),
+                "args": app_args(config.serve, specs, retry_after_s, gpus_per_node=config.cluster.gpus_per_node),
             }
         ],
     }
@@ -342,14 +349,14 @@ def run_server(
     port = config.serve.port if port is None else port
     env_name = config.serve.api_key_env
     key = os.environ.get(env_name) if env_name else None
-    args = app_args(config.serve, specs, retry_after_s, key_digest(key) if key else None)
+    args = app_args(config.serve, specs, retry_after_s, key_digest(key) if key else None, config.cluster.gpus_per_node)
 
     started = time.monotonic()
     ray_started = init_ray(config.cluster)["started"]
     serve_was_running = _serve_running()
     try:
         serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(args), name=app_name, route_prefix=route_prefix, blocking=False)
+        deploy_and_wait(build_app(args), app_name, route_prefix, config.cluster.placement_timeout_s, specs, args)
     except Exception as exc:
         reason = _deploy_failure(app_name) or _root_cause(exc)
         # Leave nothing behind: not the failed app, and not a Serve or Ray this call started.
@@ -375,6 +382,43 @@ def run_server(
     if blocking:
         handle.wait()
     return handle
+
+
+def deploy_and_wait(
+    app: Any,
+    app_name: str,
+    route_prefix: str | None,
+    timeout_s: float,
+    specs: Mapping[str, EngineSpec],
+    args: Mapping[str, Any],
+) -> None:
+    """Deploy `app` and wait until it runs. A replica that cannot be placed would leave Serve waiting forever:
+    past `timeout_s` the app is deleted and one line names the model, the bundles it asked for and what is free."""
+    from ray import serve
+    from ray.serve.api import _run
+
+    _run(app, _blocking=False, name=app_name, route_prefix=route_prefix)
+
+    def settled() -> bool:
+        status = str(serve.status().applications[app_name].status).upper()
+        return status.endswith(("RUNNING", "DEPLOY_FAILED", "UNHEALTHY"))
+
+    if not wait_until(settled, timeout_s, interval_s=1.0):
+        parsed = AppArgs.model_validate(dict(args))
+        asks = []
+        for name, spec in specs.items():
+            placement = replica_placement(spec, parsed.gpus_per_node)
+            bundles = placement.bundles if spec.needs_placement_group() else (spec.actor_options(),)
+            asks.append(f"{name}: {max(parsed.min_replicas, 1)} x [{describe_bundles(bundles)}]")
+        with contextlib.suppress(Exception):
+            serve.delete(app_name)
+        raise LimoError(
+            f"serve: the replicas could not be placed within {timeout_s:g} s ({'; '.join(asks)}); "
+            f"the cluster has free: {free_resources()}"
+        )
+    status = str(serve.status().applications[app_name].status).upper()
+    if not status.endswith("RUNNING"):
+        raise RuntimeError(f"application {app_name} is {status}")
 
 
 def _serve_running() -> bool:

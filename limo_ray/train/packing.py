@@ -71,26 +71,43 @@ def epoch_rows(lengths: Sequence[int], packing: bool, capacity: int, seed: int, 
 def step_plan(
     rows: Sequence[Row], micro_batch_size: int, grad_accum: int, world_size: int
 ) -> list[list[list[MicroBatch]]]:
-    """`plan[step][rank]` = that rank's `grad_accum` micro-batches for the step.
+    """`plan[step][rank]` = that rank's `grad_accum` micro-batches for the step; never an empty one.
 
-    The last step is filled with empty micro-batches where rows run out: every rank must run the same number
-    of forward/backward passes (ZeRO-3 gathers parameters collectively), and an empty micro-batch adds nothing
-    to the gradient because the loss is normalised by the step's real target count.
+    A step takes `global = micro_batch_size x grad_accum x world_size` rows, in the epoch's order. The rows left
+    after the last full step make one smaller step when there are enough to give each of its `grad_accum x
+    world_size` micro-batches at least one (spread evenly, so none holds more than `micro_batch_size`); fewer than
+    that sit this epoch out (`rows_left_out`). Every rank must run the same number of forward/backward passes
+    (ZeRO-3 gathers parameters collectively), and a pass over nothing would be a padded dummy; the loss stays the
+    token mean of the rows the step does hold.
     """
-    micro = [list(rows[i : i + micro_batch_size]) for i in range(0, len(rows), micro_batch_size)]
-    per_step = grad_accum * world_size
-    plan = []
-    for start in range(0, len(micro), per_step):
-        chunk = micro[start : start + per_step]
-        chunk += [[] for _ in range(per_step - len(chunk))]
-        # Micro-batch j of a step goes to rank j % world_size: rank loads stay even when the tail is short.
-        plan.append([[chunk[j] for j in range(rank, per_step, world_size)] for rank in range(world_size)])
+    slots = grad_accum * world_size
+    full, tail = divmod(len(rows), micro_batch_size * slots)
+    sizes = [[micro_batch_size] * slots] * full
+    if tail >= slots:
+        sizes.append([tail // slots + (j < tail % slots) for j in range(slots)])
+    plan, at = [], 0
+    for step_sizes in sizes:
+        micro = []
+        for size in step_sizes:
+            micro.append(list(rows[at : at + size]))
+            at += size
+        # Micro-batch j of a step goes to rank j % world_size: rank loads stay even in the smaller last step.
+        plan.append([micro[rank::world_size] for rank in range(world_size)])
     return plan
 
 
 def steps_per_epoch(num_rows: int, micro_batch_size: int, grad_accum: int, world_size: int) -> int:
-    micro = -(-num_rows // micro_batch_size)
-    return -(-micro // (grad_accum * world_size))
+    """Optimizer steps `step_plan` makes of `num_rows` rows."""
+    slots = grad_accum * world_size
+    full, tail = divmod(num_rows, micro_batch_size * slots)
+    return full + (tail >= slots)
+
+
+def rows_left_out(num_rows: int, micro_batch_size: int, grad_accum: int, world_size: int) -> int:
+    """Rows per epoch too few to give every micro-batch of one more step a row: they wait for the next epoch."""
+    slots = grad_accum * world_size
+    tail = num_rows % (micro_batch_size * slots)
+    return tail if tail < slots else 0
 
 
 @dataclass

@@ -5,10 +5,13 @@ torchtune's shape: `setup` (distributed, data, model, optimizer, resume) / `trai
 `deepspeed_config.py` decides what differs. An own loop around `deepspeed.initialize` rather than HF Trainer:
 simpler here, and it gives exact control of the loss normalisation and of where a resumed run restarts.
 
-A step = `gradient_accumulation_steps` micro-batches on every rank; its loss is the token mean over all
-assistant tokens of the global batch (see packing.py). Every rank calls `ray.train.report` with each
-checkpoint (a report is a barrier that waits for the Train controller); rank 0 logs every step to
-`train/metrics.jsonl` through the driver-side sink and to Ray metrics gauges.
+A step = `gradient_accumulation_steps` micro-batches on every rank (derived from `train.global_batch_size`);
+its loss is the token mean over all assistant tokens of the global batch (see packing.py). A sharded checkpoint
+is saved every `checkpoint_every_epochs` epochs (and `checkpoint_every_steps` steps) and at the last step, and
+uploaded by Ray Train in the background while training goes on; Ray Train registers it, and a resumed run may
+start from it, only once every rank's upload is done. Every rank calls `ray.train.report` with each checkpoint
+(a report is a barrier that waits for the Train controller); rank 0 logs every step to `train/metrics.jsonl`
+through the driver-side sink and to Ray metrics gauges.
 """
 
 from __future__ import annotations
@@ -186,12 +189,13 @@ class SFTRecipe:
 
         checkpoint = ray.train.get_checkpoint()
         step = 0
+        if checkpoint is not None and ckpt.is_export(checkpoint.path):
+            # Training had ended; only the driver's part was left (its rename may have moved this folder away).
+            self.finished = True
+            return self.args.total_steps
         if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
+            with ckpt.rank_view(checkpoint, self.rank, self.cfg.scratch_dir) as folder:
                 state = ckpt.read_state(folder)
-                if state["kind"] == ckpt.EXPORT_NAME:
-                    self.finished = True  # only the driver's copy of the export was missing
-                    return self.args.total_steps
                 if state["world_size"] != self.world_size:
                     raise RuntimeError(
                         f"the checkpoint at step {state['step']} was written by {state['world_size']} workers, "
@@ -208,6 +212,8 @@ class SFTRecipe:
     # --------------------------------------------------------------------------------------------- train
 
     def train(self) -> None:
+        import ray.train
+
         if self.finished:
             return
         total, per_epoch = self.args.total_steps, self.args.steps_per_epoch
@@ -220,13 +226,13 @@ class SFTRecipe:
             if self.rank == 0:
                 self._log(row)
             done = step + 1
-            due = index == per_epoch - 1 or bool(
-                self.cfg.checkpoint_every_steps and done % self.cfg.checkpoint_every_steps == 0
-            )
-            if due or done == stop:
+            if checkpoint_due(done, per_epoch, self.cfg.checkpoint_every_epochs, self.cfg.checkpoint_every_steps, stop):
                 with self._timed("checkpoints"):
                     self.save_checkpoint(done, row)
             if self.args.fail_at_step == done:
+                # A killed worker may lose an upload in flight; the test hook waits for them, so that a test knows
+                # which checkpoint its resumed run starts from.
+                ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
                 raise SimulatedFailure(f"fail_at_step={done}: stopping the way a killed worker would")
         if stop == total:
             with self._timed("export"):
@@ -288,18 +294,22 @@ class SFTRecipe:
         }
 
     def save_checkpoint(self, step: int, metrics: dict[str, Any]) -> None:
-        """All ranks: shard to local disk, report to Ray Train (which persists it), drop the local copy."""
+        """All ranks: shard to scratch, hand it to Ray Train, which uploads it in the background (training goes on)
+        and deletes the scratch copy once uploaded."""
         import ray.train
 
-        folder = ckpt.save_sharded(self.engine, self._state(step), self.rank)
+        folder = ckpt.save_sharded(self.engine, self._state(step), self.rank, self.cfg.scratch_dir)
         try:
             ray.train.report(
                 metrics,
                 checkpoint=ray.train.Checkpoint.from_directory(str(folder)),
                 checkpoint_dir_name=ckpt.checkpoint_name(step),
+                checkpoint_upload_mode=ray.train.CheckpointUploadMode.ASYNC,
+                delete_local_checkpoint_after_upload=True,
             )
-        finally:
+        except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def export(self) -> None:
         """All ranks: consolidate the weights, run the probe, rank 0 writes the HF folder; reported as `hf_export`."""
@@ -321,6 +331,7 @@ class SFTRecipe:
                 generation,
                 self._state(self.args.total_steps),
                 self.args.chat_template,
+                self.cfg.scratch_dir,
             )
             save_file({"input_ids": probe_ids, "logits": probe_logits}, str(folder / PROBE_FILE))
         try:
@@ -350,6 +361,13 @@ class SFTRecipe:
         gc.collect()
         if self.cfg.use_gpu:
             torch.cuda.empty_cache()
+
+
+def checkpoint_due(done: int, per_epoch: int, every_epochs: int, every_steps: int | None, stop: int) -> bool:
+    """Whether the step just done (1-based) ends with a sharded checkpoint: every `every_epochs` epoch ends,
+    every `every_steps` steps, and always the last step of this call (the end, or `max_steps`)."""
+    epoch_end = done % per_epoch == 0 and (done // per_epoch) % every_epochs == 0
+    return done == stop or epoch_end or bool(every_steps and done % every_steps == 0)
 
 
 def _quiet_worker() -> None:

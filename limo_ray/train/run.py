@@ -6,7 +6,10 @@ Reads top-down: inputs (run folder, dataset, model), resources (`ScalingConfig` 
 
 Re-running with the same run folder resumes: a complete manifest returns at once; otherwise Ray Train finds
 the latest checkpoint under `train/ds_checkpoints/` (its own run state lives there too) and the workers start
-from the step after it. `describe_plan` says what a run would do, without starting anything.
+from the step after it. The finished export is renamed from there into `train/checkpoint/` when both are on
+one filesystem; it keeps its `limo_state.json` until the manifest is written, so a run killed in between
+finds it there on the re-run and only writes the manifest (Ray Train's latest checkpoint then names a folder
+that has moved: it is never opened again). `describe_plan` says what a run would do, without starting anything.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from limo_ray.train import checkpoint as ckpt
 from limo_ray.train.data import TokenizedData, TokenStats, read_dataset, tokenize_dataset
 from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend
 from limo_ray.train.metrics import METRICS_FILE, MetricsLog, start_sink
-from limo_ray.train.packing import pack_best_fit, steps_per_epoch
+from limo_ray.train.packing import pack_best_fit, rows_left_out, steps_per_epoch
 from limo_ray.train.recipe import WorkerArgs, train_loop_per_worker
 
 STAGE = "train"
@@ -65,9 +68,28 @@ class TrainResult:
 
 
 def plan_steps(lengths: list[int], train: TrainConfig, world_size: int) -> tuple[int, int]:
-    """(rows per epoch, optimizer steps per epoch) for these sample lengths."""
+    """(rows per epoch, optimizer steps per epoch) for these sample lengths; refuses a batch the rows cannot fill."""
     rows = len(pack_best_fit(lengths, train.max_seq_len)) if train.packing else len(lengths)
-    return rows, steps_per_epoch(rows, train.micro_batch_size, train.gradient_accumulation_steps, world_size)
+    per_epoch = steps_per_epoch(rows, train.micro_batch_size, train.gradient_accumulation_steps, world_size)
+    if per_epoch == 0:
+        slots = train.gradient_accumulation_steps * world_size
+        raise LimoError(
+            f"train: {rows} {_unit(train)} per epoch cannot fill one step of train.global_batch_size "
+            f"{train.global_batch}: a step needs at least one per micro-batch ({slots}); use a smaller global batch"
+        )
+    return rows, per_epoch
+
+
+def _unit(train: TrainConfig) -> str:
+    return "packed rows" if train.packing else "samples"
+
+
+def worker_runtime_env(train: TrainConfig) -> dict[str, Any]:
+    """The Ray Train workers' runtime env: on GPUs, PyTorch's expandable segments (less fragmentation with
+    FlashAttention's variable lengths), set before the worker process first touches CUDA."""
+    if not train.use_gpu:
+        return {}
+    return {"env_vars": {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}}
 
 
 def run_training(
@@ -109,15 +131,16 @@ def run_training(
         check_memory(config, _model_config(model_path, _trust_remote_code(config)))
 
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig
     from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from limo_ray.engine import init_ray
+    from limo_ray.engine.placement import release, reserve
+    from limo_ray.train.scaling import PLACEMENT_STRATEGY, scaling_config, worker_bundles
 
     init_ray(config.cluster)
     storage = storage_path or str(train_dir)
-    export_uri = f"{storage.rstrip('/')}/{RAY_RUN_NAME}/{ckpt.EXPORT_NAME}"
 
     data = tokenize_dataset(
         read_dataset(dataset_path),
@@ -131,6 +154,19 @@ def run_training(
     )
     _, per_epoch = plan_steps(data.lengths.tolist(), train, train.num_workers)
     total = per_epoch * train.epochs
+    moved = _export_state(str(train_dir / CHECKPOINT_DIR), config_hash)
+    if moved is not None:  # killed after the export was moved into place, before the manifest: finish that
+        return _finish(config, run_dir, dataset_path, model_path, data, per_epoch, storage, started, moved, {})
+    # Ray Train waits for its worker group without end (it retries the start): ask the scheduler for the same
+    # bundles first, with the config's timeout, so a group that cannot be placed is one line naming what it lacks.
+    release(
+        reserve(
+            worker_bundles(train),
+            PLACEMENT_STRATEGY,
+            "train (Ray Train worker group)",
+            config.cluster.placement_timeout_s,
+        )
+    )
     # Ray Train restores its latest *registered* checkpoint (fully uploaded); the workers start after it, and
     # a step count equal to the total means only the export is left to do.
     args = WorkerArgs(
@@ -151,17 +187,14 @@ def run_training(
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(args),
-        scaling_config=ScalingConfig(
-            num_workers=train.num_workers,
-            use_gpu=train.use_gpu,
-            resources_per_worker={"CPU": train.cpus_per_worker},  # + 1 GPU each when use_gpu
-        ),
+        scaling_config=scaling_config(train),
         torch_config=TorchConfig(backend=dist_backend(train.use_gpu)),
         run_config=RayRunConfig(
             name=RAY_RUN_NAME,
             storage_path=storage,
             checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
             failure_config=FailureConfig(max_failures=max_failures),
+            worker_runtime_env=worker_runtime_env(train),
         ),
     )
     try:
@@ -173,15 +206,35 @@ def run_training(
         ) from exc
     finally:
         notes = _drain(args.sink)
-    resumed_from = int(notes.get("resumed_from_step", 0))
+    # fit() returned: the export, if this run reached the end, was uploaded and registered before it did (a
+    # folder left by an interrupted upload is not trusted unless the run got there).
+    return _finish(config, run_dir, dataset_path, model_path, data, per_epoch, storage, started, None, notes)
 
+
+def _finish(
+    config: RunConfig,
+    run_dir: Path,
+    dataset_path: str | Path,
+    model_path: str,
+    data: TokenizedData,
+    per_epoch: int,
+    storage: str,
+    started: float,
+    moved: dict[str, Any] | None,
+    notes: dict[str, Any],
+) -> TrainResult:
+    """After training: put the export in place and write the manifest, or say where a re-run resumes."""
+    train, train_dir = config.train, run_dir / STAGE
+    config_hash = config.content_hash()
+    total = per_epoch * train.epochs
+    metrics_path = train_dir / METRICS_FILE
+    export_uri = f"{storage.rstrip('/')}/{RAY_RUN_NAME}/{ckpt.EXPORT_NAME}"
+    resumed_from = int(notes.get("resumed_from_step", 0))
     rows = MetricsLog(metrics_path).rows()
     last_step = rows[-1]["step"] if rows else resumed_from
     final_loss = rows[-1]["loss"] if rows else None
-    # fit() returned: the export, if this run reached the end, was uploaded and registered before it did (a
-    # folder left by an interrupted upload is not trusted unless the run got there).
-    reached_end = max(last_step, resumed_from) >= total
-    state = _export_state(export_uri, config_hash) if reached_end else None
+    reached_end = moved is not None or max(last_step, resumed_from) >= total
+    state = moved or (_export_state(export_uri, config_hash) if reached_end else None)
     result = TrainResult(
         run_dir=run_dir,
         complete=state is not None,
@@ -198,14 +251,15 @@ def run_training(
     if state is None:
         return result  # stopped early (max_steps): resumable, not complete
 
-    import pyarrow.fs as pafs
+    checkpoint_dir = train_dir / CHECKPOINT_DIR
+    if moved is None:
+        import pyarrow.fs as pafs
 
-    filesystem, path = pafs.FileSystem.from_uri(export_uri)
-    checkpoint_dir = ckpt.copy_tree_atomic(path, filesystem, train_dir / CHECKPOINT_DIR)
+        filesystem, path = pafs.FileSystem.from_uri(export_uri)
+        ckpt.place_export(path, filesystem, checkpoint_dir)
     probe = checkpoint_dir / ckpt.PROBE_FILE
     if probe.exists():  # a record of the trained model's logits, not part of the model folder
         probe.replace(train_dir / ckpt.PROBE_FILE)
-    (checkpoint_dir / ckpt.STATE_FILE).unlink(missing_ok=True)
     result.checkpoint = checkpoint_dir
     Manifest(
         stage=STAGE,
@@ -222,6 +276,8 @@ def run_training(
             "steps": total,
             "steps_per_epoch": per_epoch,
             "epochs": train.epochs,
+            "global_batch_size": train.global_batch,
+            "gradient_accumulation_steps": train.gradient_accumulation_steps,
             "final_loss": final_loss,
             "resumed_from_step": resumed_from,
             "world_size": train.num_workers,
@@ -229,6 +285,8 @@ def run_training(
             "checkpoint": str(checkpoint_dir),
         },
     ).write(train_dir)
+    # Last: until the manifest says complete, this file is how a re-run knows the export is already in place.
+    (checkpoint_dir / ckpt.STATE_FILE).unlink(missing_ok=True)
     return result
 
 
@@ -270,8 +328,10 @@ def _read_json(uri: str) -> dict[str, Any] | None:
 
 
 def _export_state(export_uri: str, config_hash: str) -> dict[str, Any] | None:
+    """The state file of this config's finished export at `export_uri` (Ray Train's storage or train/checkpoint)."""
     state = _read_json(f"{export_uri}/{ckpt.STATE_FILE}")
-    return state if state and state.get("config_hash") == config_hash else None
+    ok = state and state.get("kind") == ckpt.EXPORT_NAME and state.get("config_hash") == config_hash
+    return state if ok else None
 
 
 def _drain(sink: Any) -> dict[str, Any]:
@@ -328,7 +388,6 @@ def describe_plan(
         attention = "flash_attention_2 on CUDA workers with flash-attn, else sdpa" if train.use_gpu else "sdpa"
     else:
         attention = train.attention
-    global_batch = train.micro_batch_size * train.gradient_accumulation_steps * train.num_workers
     plan: dict[str, Any] = {
         "model": f"{train.model} ({model_path or config.models[train.model].path})",
         "workers": f"{train.num_workers} x {'GPU' if train.use_gpu else 'CPU'} ({train.cpus_per_worker:g} CPUs each)",
@@ -340,17 +399,39 @@ def describe_plan(
         "gradient_checkpointing": train.gradient_checkpointing,
         "sequence": f"max {train.max_seq_len} tokens, {train.truncation} longer, "
         f"packing {'on' if train.packing else 'off'}",
-        "global_batch": f"{train.micro_batch_size} x {train.gradient_accumulation_steps} accumulation x "
-        f"{train.num_workers} workers = {global_batch} {'packed rows' if train.packing else 'samples'} per step",
+        "global_batch": f"{train.global_batch} {_unit(train)} per step = {train.micro_batch_size} per micro-batch x "
+        f"{train.gradient_accumulation_steps} accumulation x {train.num_workers} workers",
+        "checkpoints": _checkpoint_plan(train),
         "schedule": f"lr {train.learning_rate:g}, {train.lr_scheduler}, warm-up ratio {train.warmup_ratio:g}, "
         f"{train.epochs} epochs",
         "deepspeed": build_deepspeed_config(train, train.num_workers, hidden),
     }
     if data is not None:
         rows, per_epoch = plan_steps(data.lengths.tolist(), train, train.num_workers)
-        plan["steps"] = f"{per_epoch} per epoch x {train.epochs} = {per_epoch * train.epochs} ({rows} rows per epoch)"
+        plan["steps"] = _steps_line(train, rows, per_epoch, f"{rows} {_unit(train)} per epoch")
+    elif not train.packing:  # one sample per row: the curated dataset's size gives the steps
+        rows = config.curate.select.size
+        per_epoch = steps_per_epoch(rows, train.micro_batch_size, train.gradient_accumulation_steps, train.num_workers)
+        plan["steps"] = _steps_line(train, rows, per_epoch, f"for curate.select.size = {rows} samples")
     plan["memory"] = _memory_estimate(config, model_config)
     return plan
+
+
+def _steps_line(train: TrainConfig, rows: int, per_epoch: int, basis: str) -> str:
+    left = rows_left_out(rows, train.micro_batch_size, train.gradient_accumulation_steps, train.num_workers)
+    sits_out = f"; {left} left out per epoch, too few to give every micro-batch one" if left else ""
+    return f"{per_epoch} per epoch x {train.epochs} = {per_epoch * train.epochs} ({basis}{sits_out})"
+
+
+def _checkpoint_plan(train: TrainConfig) -> str:
+    every = "every epoch" if train.checkpoint_every_epochs == 1 else f"every {train.checkpoint_every_epochs} epochs"
+    if train.checkpoint_every_steps:
+        every += f" and every {train.checkpoint_every_steps} steps"
+    return (
+        f"sharded, {every} and at the last step, staged in {train.scratch_dir or 'the system temp folder'}, "
+        f"uploaded in the background to {train.storage_path or '<run dir>/train'}/{RAY_RUN_NAME} "
+        f"(keeping {train.keep_checkpoints}); the HF export at the end"
+    )
 
 
 def memory_verdict(config: RunConfig, model_config: Any = None) -> tuple[Any, Any]:

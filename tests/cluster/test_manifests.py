@@ -3,11 +3,14 @@
 - RayCluster / RayJob / RayService against the KubeRay v1.7 CRDs' v1 schema in strict mode (defaults filled,
   unknown fields are errors), plus a misspelt field that must fail, so the check can fail;
 - each `serveConfigV2` through Ray's `ServeDeploySchema`, with unknown keys rejected (Ray's pydantic models
-  ignore them), and against the limo-32b preset's `serve:` block and the student's engine bundles;
+  ignore them), against the limo-32b preset's `serve:` block and the student's engine bundles, and against the
+  deployments `build_app(args)` really builds (an override of any other name fails Serve's deploy);
 - each `runtimeEnvYAML` through Ray's `RuntimeEnv`, with no secrets in it;
 - each RayJob's entrypoint names a `jobs/` script;
 - the invariants every Ray pod shares: the head runs no tasks and is ClusterIP-only, Ray's metrics port is
-  exported, the shared volume is mounted at the same path everywhere, secrets come from Secrets;
+  exported, the shared volume is mounted at the same path everywhere, secrets come from Secrets, every container
+  requests ephemeral storage; GPU pods stage checkpoints on a size-limited disk emptyDir at `train.scratch_dir`,
+  run on the GPU node type and keep to one zone;
 - the PodMonitor, Secret templates and PVC carry their kinds' required fields, and the Secrets hold no value.
 """
 
@@ -163,6 +166,115 @@ def test_every_ray_cluster_keeps_the_house_rules(name: str, doc: dict[str, Any])
                     if SECRET_NAME.search(env["name"]):
                         assert "value" not in env and "secretKeyRef" in env["valueFrom"], env["name"]
         assert len(images) == 1, f"{where}: one image for every pod, got {images}"
+
+
+_QUANTITY = re.compile(r"^(?P<number>[0-9.]+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+_SUFFIXES = {None: 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+_SUFFIXES |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
+
+
+def quantity(text: str | int) -> float:
+    """A Kubernetes resource quantity in base units (bytes for storage)."""
+    match = _QUANTITY.match(str(text))
+    assert match, f"not a quantity: {text!r}"
+    return float(match["number"]) * _SUFFIXES[match["suffix"]]
+
+
+def _is_gpu_pod(template: dict[str, Any]) -> bool:
+    return any(
+        int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0)) for c in template["spec"]["containers"]
+    )
+
+
+# ZeRO-3 shards of the 32B student staged per node per save: ~25 GB per rank x 8 ranks (train/checkpoint.py); the
+# scratch must hold a save being uploaded while the next is written, plus rank 0's ~65 GB HF export.
+SCRATCH_NEEDED = 2 * 8 * 25e9 + 65e9
+
+
+@pytest.mark.parametrize(("name", "doc"), RAY_DOCS, ids=[n for n, _ in RAY_DOCS])
+def test_pods_request_disk_and_gpu_pods_stage_on_a_scratch_volume(name: str, doc: dict[str, Any], preset) -> None:
+    """Finding 6: the kubelet evicts a pod past its ephemeral storage; every Ray container states what it needs,
+    and every GPU pod has a disk-backed, size-limited emptyDir at the preset's `train.scratch_dir`."""
+    scratch_dir = preset.train.scratch_dir
+    assert scratch_dir == "/mnt/scratch", "the cluster convention the manifests mount"
+    for where, spec in ray_cluster_specs(doc):
+        for group, template in pod_templates(spec):
+            pod = template["spec"]
+            for container in pod["containers"]:
+                resources = container["resources"]
+                request = resources.get("requests", {}).get("ephemeral-storage")
+                limit = resources.get("limits", {}).get("ephemeral-storage")
+                assert request and limit, f"{where}/{group}/{container['name']}: no ephemeral-storage request/limit"
+                assert quantity(request) <= quantity(limit), f"{where}/{group}"
+            if not _is_gpu_pod(template):
+                continue
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            (container,) = [c for c in pod["containers"] if "nvidia.com/gpu" in c["resources"]["limits"]]
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert scratch_dir in mounts, f"{where}/{group}: no volume at {scratch_dir}"
+            empty_dir = volumes[mounts[scratch_dir]].get("emptyDir")
+            assert empty_dir is not None, f"{where}/{group}: {scratch_dir} must be an emptyDir (node-local disk)"
+            assert empty_dir.get("medium", "") == "", f"{where}/{group}: scratch on disk, not in memory"
+            size = quantity(empty_dir["sizeLimit"])
+            assert size >= SCRATCH_NEEDED, f"{where}/{group}: scratch {empty_dir['sizeLimit']} < two saves"
+            # The kubelet schedules on requests: the pod must ask for the scratch it may fill, and more.
+            assert quantity(container["resources"]["requests"]["ephemeral-storage"]) > size, f"{where}/{group}"
+
+
+@pytest.mark.parametrize(("name", "doc"), RAY_DOCS, ids=[n for n, _ in RAY_DOCS])
+def test_gpu_pods_land_on_gpu_nodes_in_one_zone(name: str, doc: dict[str, Any]) -> None:
+    """The GPU group asks for the node type by a label every cloud sets, and all its pods of one Ray cluster
+    share a zone (NCCL across zones is slow, EFA and TCPX do not cross them)."""
+    for where, spec in ray_cluster_specs(doc):
+        for group, template in pod_templates(spec):
+            pod = template["spec"]
+            if not _is_gpu_pod(template):
+                assert "podAffinity" not in pod.get("affinity", {}), f"{where}/{group}"
+                continue
+            assert pod.get("nodeSelector", {}).get("node.kubernetes.io/instance-type"), f"{where}/{group}: no GPU node"
+            terms = (
+                pod.get("affinity", {}).get("podAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", [])
+            )
+            zone_terms = [term for term in terms if term["topologyKey"] == "topology.kubernetes.io/zone"]
+            assert zone_terms, f"{where}/{group}: no same-zone pod affinity"
+            for term in zone_terms:
+                # This group's own pods (KubeRay's labels), of this pod's own Ray cluster.
+                assert term["labelSelector"]["matchLabels"] == {"ray.io/node-type": "worker", "ray.io/group": group}
+                assert term["matchLabelKeys"] == ["ray.io/cluster"]
+
+
+def _gpu_pod(manifest: dict[str, Any]) -> dict[str, Any]:
+    return next(t for _, spec in ray_cluster_specs(manifest) for _, t in pod_templates(spec) if _is_gpu_pod(t))["spec"]
+
+
+@pytest.mark.parametrize(
+    ("check", "mutate"),
+    [
+        ("scratch", lambda pod: pod["volumes"].pop()),
+        ("scratch", lambda pod: pod["volumes"][-1]["emptyDir"].update(medium="Memory")),
+        ("scratch", lambda pod: pod["volumes"][-1]["emptyDir"].update(sizeLimit="100Gi")),
+        ("scratch", lambda pod: pod["containers"][0]["resources"]["requests"].pop("ephemeral-storage")),
+        ("scratch", lambda pod: pod["containers"][0]["resources"]["requests"].update({"ephemeral-storage": "500Gi"})),
+        ("zone", lambda pod: pod.pop("nodeSelector")),
+        (
+            "zone",
+            lambda pod: pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0].pop(
+                "matchLabelKeys"
+            ),
+        ),
+        ("zone", lambda pod: pod.pop("affinity")),
+    ],
+)
+def test_scratch_and_zone_checks_can_fail(check: str, mutate, preset) -> None:
+    manifest = copy.deepcopy(_rayjob("train"))
+    pod = _gpu_pod(manifest)
+    assert pod["volumes"][-1]["name"] == "scratch"
+    mutate(pod)
+    with pytest.raises((AssertionError, KeyError)):
+        if check == "scratch":
+            test_pods_request_disk_and_gpu_pods_stage_on_a_scratch_volume("mutated", manifest, preset)
+        else:
+            test_gpu_pods_land_on_gpu_nodes_in_one_zone("mutated", manifest)
 
 
 def _group(spec: dict[str, Any], name: str) -> dict[str, Any]:
@@ -335,15 +447,50 @@ def test_serve_config_is_strictly_valid_and_matches_the_preset(name: str, config
     assert dep["ray_actor_options"] == student.actor_options()
 
 
-def test_serve_config_matches_the_serve_app() -> None:
-    """The app's own argument model accepts `args`, and every configured deployment exists in the app."""
-    app_module = pytest.importorskip("limo_ray.serve.app", reason="the Serve app lands with its own issue")
-    for name, config in _serve_configs():
-        for app in config["applications"]:
-            args = app_module.AppArgs.model_validate(app["args"])
-            known = {app_module.deployment_name(m.name) for m in args.models} | {"OpenAIIngress"}
-            unknown = {d["name"] for d in app["deployments"]} - known
-            assert not unknown, f"{name}: deployments {unknown} are not in the app (known: {sorted(known)})"
+def built_deployment_names(app: dict[str, Any]) -> set[str]:
+    """The deployments Serve builds for one application of a serve config: its import path called with its args,
+    then Serve's own build step (the one the controller's build task runs, which names the deployments)."""
+    from ray._common.utils import import_attr
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve._private.build_app import build_app
+
+    application = call_user_app_builder_with_args_if_necessary(import_attr(app["import_path"]), app.get("args", {}))
+    return {deployment.name for deployment in build_app(application, name=app["name"]).deployments}
+
+
+def unknown_deployment_overrides(config: dict[str, Any]) -> list[str]:
+    """Overrides naming a deployment the application does not build: Serve fails such a deploy (DEPLOY_FAILED)."""
+    problems = []
+    for app in config["applications"]:
+        known = built_deployment_names(app)
+        for unknown in sorted({d["name"] for d in app.get("deployments", [])} - known):
+            problems.append(
+                f"applications[{app['name']}]: deployment {unknown!r} is not built (built: {sorted(known)})"
+            )
+    return problems
+
+
+@pytest.mark.parametrize(("name", "config"), _serve_configs(), ids=[n for n, _ in _serve_configs()])
+def test_serve_config_overrides_only_deployments_the_app_builds(name: str, config: dict[str, Any]) -> None:
+    """Every configured deployment is one `build_app(args)` really builds (one model: only `model-student`)."""
+    from limo_ray.serve.app import AppArgs
+
+    for app in config["applications"]:
+        AppArgs.model_validate(app["args"])
+    assert unknown_deployment_overrides(config) == []
+
+
+def test_an_override_of_a_deployment_the_app_does_not_build_is_caught() -> None:
+    """The check above can fail: the router deployment exists only with several models."""
+    config = copy.deepcopy(_serve_configs()[0][1])
+    app = config["applications"][0]
+    app["deployments"].append({"name": "OpenAIIngress", "ray_actor_options": {"num_cpus": 0}})
+    (problem,) = unknown_deployment_overrides(config)
+    assert "'OpenAIIngress' is not built" in problem
+    # With a second model the app does build the router, and the same override is known.
+    first = app["args"]["models"][0]
+    app["args"]["models"].append({"name": "base", "engine": {**first["engine"], "name": "base"}})
+    assert "OpenAIIngress" in built_deployment_names(app)
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ SETTINGS = [
     "train.epochs=3",
     "train.packing=false",
     "train.micro_batch_size=1",
+    "train.global_batch_size=2",  # 1 per micro-batch x 2 workers: 6 steps per epoch on 12 samples
     "eval.concurrency=8",  # slow enough that the kill lands mid-eval
 ]
 CURATE_STAGES = ("ingest", "dedup", "decontaminate", "weak_filter")

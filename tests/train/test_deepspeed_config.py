@@ -11,7 +11,7 @@ from limo_ray.config import load_config
 from limo_ray.errors import LimoError
 from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend, resolve_attention
 from limo_ray.train.metrics import MetricsLog
-from limo_ray.train.run import check_memory, describe_plan, format_plan
+from limo_ray.train.run import check_memory, describe_plan, format_plan, plan_steps, worker_runtime_env
 from limo_ray.train.schedule import lr_multiplier
 
 
@@ -91,7 +91,9 @@ def test_dry_run_plan_states_the_paper_recipe_without_starting_anything() -> Non
     assert plan["zero_stage"] == 3 and plan["precision"] == "bf16" and plan["attention"] == "flash_attention_2"
     assert "lr 5e-06, cosine, warm-up ratio 0, 15 epochs" in plan["schedule"]
     assert "max 16384 tokens" in plan["sequence"]
-    assert "= 16 samples per step" in plan["global_batch"]
+    assert plan["global_batch"] == "16 samples per step = 1 per micro-batch x 1 accumulation x 16 workers"
+    assert plan["steps"].startswith("51 per epoch x 15 = 765 (for curate.select.size = 817 samples; 1 left out per")
+    assert plan["checkpoints"].startswith("sharded, every 5 epochs and at the last step, staged in /mnt/scratch")
     assert plan["deepspeed"]["zero_optimization"]["reduce_bucket_size"] == 5120 * 5120  # sized from the arch table
     assert "zero_optimization" in text
     assert plan["memory"].startswith("fits:") and "fused loss" in plan["memory"]
@@ -103,3 +105,39 @@ def test_a_gpu_plan_that_cannot_fit_is_refused_with_the_numbers() -> None:
         check_memory(one_gpu)
     check_memory(load_config("limo-32b"))  # the paper's 2 x 8 x 80 GB fits
     check_memory(load_config("tiny"))  # CPU: nothing to check
+
+
+def test_the_global_batch_is_stated_and_accumulation_derived_from_it() -> None:
+    paper = load_config("limo-32b").train
+    assert (paper.global_batch_size, paper.gradient_accumulation_steps) == (16, 1)
+    on_8_gpus = load_config("limo-32b", ["train.num_workers=8"]).train
+    ds = build_deepspeed_config(on_8_gpus, world_size=8)
+    assert (ds["gradient_accumulation_steps"], ds["train_batch_size"]) == (2, 16)  # same batch, other layout
+    tiny = load_config("tiny").train
+    assert (tiny.global_batch, tiny.gradient_accumulation_steps) == (8, 1)  # 4 x 1 x 2, as before the key existed
+    assert load_config("tiny", ["train.micro_batch_size=2"]).train.gradient_accumulation_steps == 2
+    assert load_config("tiny", ["train.global_batch_size=null"]).train.global_batch == 4 * 2  # no accumulation
+
+
+def test_a_global_batch_that_does_not_divide_is_refused_naming_the_three_numbers() -> None:
+    with pytest.raises(LimoError) as err:
+        load_config("limo-32b", ["train.global_batch_size=20"])
+    assert "global_batch_size 20" in str(err.value) and "micro_batch_size 1 x num_workers 16" in str(err.value)
+    with pytest.raises(LimoError, match="micro_batch_size 4 x num_workers 2 = 8 does not divide"):
+        load_config("tiny", ["train.global_batch_size=12"])
+    with pytest.raises(LimoError, match=r"set train\.global_batch_size"):
+        load_config("tiny", ["train.gradient_accumulation_steps=2"])  # the old key: derived now
+
+
+def test_rows_too_few_for_one_step_are_refused_at_train_start() -> None:
+    train = load_config("tiny", ["train.packing=false", "train.micro_batch_size=1"]).train  # 8 = 1 x 4 x 2
+    assert plan_steps([20] * 9, train, 2) == (9, 1)  # 8, then the 9th cannot give 8 micro-batches a row: sits out
+    with pytest.raises(LimoError, match=r"7 samples per epoch cannot fill one step of train.global_batch_size 8"):
+        plan_steps([20] * 7, train, 2)
+
+
+def test_gpu_workers_get_expandable_segments_and_cpu_workers_nothing() -> None:
+    assert worker_runtime_env(load_config("limo-32b").train) == {
+        "env_vars": {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    }
+    assert worker_runtime_env(load_config("tiny").train) == {}

@@ -17,6 +17,7 @@ from limo_ray.train.packing import (
     epoch_rows,
     pack_best_fit,
     real_token_fraction,
+    rows_left_out,
     step_plan,
     steps_per_epoch,
     token_loss_sum,
@@ -84,6 +85,32 @@ def test_step_plan_gives_every_rank_the_same_number_of_micro_batches_and_every_r
     assert all(len(per_rank) == 3 for step in plan for per_rank in step)
     seen = [i for step in plan for per_rank in step for mb in per_rank for row in mb for i in row]
     assert sorted(seen) == list(range(23))
+
+
+@pytest.mark.parametrize(
+    ("num_rows", "micro", "accum", "world"),
+    [(23, 2, 3, 2), (817, 1, 1, 16), (818, 1, 2, 2), (15, 2, 2, 2), (15, 4, 1, 2), (9, 1, 4, 2), (7, 1, 4, 2)],
+)
+def test_no_step_ever_holds_an_empty_micro_batch(num_rows: int, micro: int, accum: int, world: int) -> None:
+    """Every micro-batch of every step, the last one included, holds real rows; the rows that cannot give every
+    micro-batch of one more step a row sit the epoch out, and nothing else is left out or seen twice."""
+    plan = step_plan([[i] for i in range(num_rows)], micro, accum, world)
+    assert len(plan) == steps_per_epoch(num_rows, micro, accum, world)
+    assert all(len(step) == world and all(len(per_rank) == accum for per_rank in step) for step in plan)
+    sizes = [len(mb) for step in plan for per_rank in step for mb in per_rank]
+    assert all(1 <= size <= micro for size in sizes)
+    seen = [i for step in plan for per_rank in step for mb in per_rank for row in mb for i in row]
+    left_out = rows_left_out(num_rows, micro, accum, world)
+    assert sorted(seen) == list(range(num_rows - left_out)) and left_out < accum * world
+
+
+def test_the_tail_of_an_epoch_is_a_smaller_step_spread_over_every_micro_batch() -> None:
+    # 15 packed rows, 2 per micro-batch, 2 micro-batches on each of 2 ranks: one step of 8, then 7 rows as 2+2+2+1.
+    plan = step_plan([[i] for i in range(15)], micro_batch_size=2, grad_accum=2, world_size=2)
+    assert [[len(mb) for mb in per_rank] for per_rank in plan[1]] == [[2, 2], [2, 1]]
+    # The paper preset: 817 samples, 1 per GPU on 16 GPUs: 51 steps of 16, and the 817th waits for the next epoch.
+    assert (steps_per_epoch(817, 1, 1, 16), rows_left_out(817, 1, 1, 16)) == (51, 1)
+    assert steps_per_epoch(3, 1, 2, 2) == 0  # run.plan_steps refuses that batch
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only() -> None:

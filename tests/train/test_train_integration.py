@@ -1,12 +1,16 @@
 """ZeRO-3 training on 2 Ray workers (gloo, CPU): loss, exactness, export, serving, resume. One Ray cluster per module.
 
-The uninterrupted run is trained once (module fixture) and is the reference of the resume test too.
+The uninterrupted run is trained once (module fixture) and is the reference of the resume test too. Its 15
+packed rows per epoch make, at a global batch of 8 (2 per micro-batch x 2 accumulation x 2 workers), one full
+step and one smaller last step of 7 rows spread over the 4 micro-batches: accumulation and the epoch's tail are
+both in every test below.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,7 +22,7 @@ import torch
 from limo_ray.config import LIMO_SYSTEM_PROMPT, RunConfig, load_config
 from limo_ray.errors import LimoError
 from limo_ray.train import run_training
-from limo_ray.train.checkpoint import PROBE_FILE
+from limo_ray.train.checkpoint import PROBE_FILE, STATE_FILE, files_for_rank
 from limo_ray.train.data import TokenizedData, load_tokenizer, read_dataset, tokenize_dataset, tokenize_row
 from limo_ray.train.packing import collate, epoch_rows, step_plan, token_loss_sum
 from limo_ray.train.run import plan_steps
@@ -29,8 +33,9 @@ pytestmark = pytest.mark.integration
 
 OVERRIDES = [
     "train.precision=fp32",  # exactness checks need fp32
-    "train.epochs=2",
+    "train.epochs=4",
     "train.micro_batch_size=2",
+    "train.global_batch_size=8",  # 2 micro-batches per worker per step
     "train.learning_rate=3.0e-3",
     "train.checkpoint_every_steps=2",
 ]
@@ -48,8 +53,13 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="module")
-def config() -> RunConfig:
-    return load_config("tiny", OVERRIDES)
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scratch")
+
+
+@pytest.fixture(scope="module")
+def config(scratch: Path) -> RunConfig:
+    return load_config("tiny", [*OVERRIDES, f"train.scratch_dir={scratch}"])
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +86,14 @@ def test_zero3_on_two_workers_trains_and_the_loss_falls(trained, report) -> None
     assert losses[-1] < 0.8 * losses[0]
     manifest = json.loads((trained.run_dir / "train" / "manifest.json").read_text())
     assert manifest["complete"] is True and manifest["rows_out"] == 32
+    assert (manifest["extra"]["steps_per_epoch"], manifest["extra"]["gradient_accumulation_steps"]) == (2, 2)
+
+
+def test_checkpoints_are_staged_in_scratch_and_the_export_renamed_into_place(trained, scratch: Path) -> None:
+    assert list(scratch.iterdir()) == []  # every rank's staged shards deleted once uploaded, the export too
+    storage = trained.run_dir / "train" / "ds_checkpoints"
+    assert not (storage / "hf_export").exists()  # renamed into train/checkpoint, not copied
+    assert (trained.checkpoint / "model.safetensors").is_file() and not (trained.checkpoint / STATE_FILE).exists()
 
 
 def test_two_worker_zero3_steps_equal_one_process_on_the_global_batch(
@@ -132,6 +150,13 @@ def test_resume_after_a_crash_ends_where_the_uninterrupted_run_ends(
     # Checkpoints at steps 2 and 4; the crash after step 5 loses step 5, which the resumed run redoes.
     with pytest.raises(LimoError, match="resume"):
         run_training(config, run_dir, dataset, str(tiny_model), fail_at_step=5)
+    # Each rank would fetch only its own partitions from remote storage: checked on DeepSpeed's real file names.
+    step_4 = run_dir / "train" / "ds_checkpoints" / "step_000004"
+    names = [str(p.relative_to(step_4)) for p in step_4.rglob("*") if p.is_file()]
+    for rank, other in ((0, 1), (1, 0)):
+        mine = files_for_rank(names, rank)
+        assert sum(f"zero_pp_rank_{rank}_" in n for n in mine) == 2  # model + optimizer states
+        assert not any(f"zero_pp_rank_{other}_" in n for n in mine) and STATE_FILE in mine
     resumed = run_training(config, run_dir, dataset, str(tiny_model))
     assert resumed.complete and resumed.resumed_from_step == 4
     steps = [json.loads(line)["step"] for line in resumed.metrics_path.read_text().splitlines()]
@@ -146,6 +171,25 @@ def test_resume_after_a_crash_ends_where_the_uninterrupted_run_ends(
 def test_a_complete_run_is_not_redone(trained, config, dataset, tiny_model) -> None:
     again = run_training(config, trained.run_dir, dataset, str(tiny_model))
     assert again.skipped and again.checkpoint == trained.checkpoint and again.final_loss == trained.final_loss
+
+
+def test_a_run_killed_after_the_export_moved_only_writes_the_manifest(
+    trained, config, dataset, tiny_model, tmp_path: Path
+) -> None:
+    """Killed between the rename and the manifest: Ray Train's latest checkpoint names a folder that has moved.
+    The re-run finds the export in place (its state file is removed last) and never starts Ray Train."""
+    run_dir = tmp_path / "moved"
+    shutil.copytree(trained.run_dir, run_dir)
+    (run_dir / "train" / "manifest.json").unlink()
+    state = {"kind": "hf_export", "step": 8, "total_steps": 8, "world_size": 2, "config_hash": config.content_hash()}
+    (run_dir / "train" / "checkpoint" / STATE_FILE).write_text(json.dumps(state))
+    snapshot = run_dir / "train" / "ds_checkpoints" / "checkpoint_manager_snapshot.json"
+    before = snapshot.read_text()
+    again = run_training(config, run_dir, dataset, str(tiny_model))
+    assert again.complete and not again.skipped and again.checkpoint == run_dir / "train" / "checkpoint"
+    assert again.final_loss == trained.final_loss and snapshot.read_text() == before  # no training ran
+    assert json.loads((run_dir / "train" / "manifest.json").read_text())["complete"] is True
+    assert not (again.checkpoint / STATE_FILE).exists()
 
 
 def test_tokenisation_as_a_ray_data_step_counts_what_it_drops(ray_cluster, dataset, tiny_model) -> None:
