@@ -560,13 +560,12 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 28
-    except Exception as exc:  # click's usage errors, raised because standalone_mode is off
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:  # a usage error (typo, missing argument): raised as standalone_mode is off
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()  # click's own usage error: the usage, the closest option, `Try 'limo ... --help'`
+        return int(getattr(exc, "exit_code", 2))
     return result if isinstance(result, int) else 0
 
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 LIMO = [sys.executable, "-m", "limo_ray.cli"]
 
 
@@ -40,6 +42,33 @@ def test_every_command_help_shows_an_example() -> None:
     assert len(paths) > 15
     missing = [" ".join(path) or "limo" for path in paths if "Example: `limo " not in run(*path, "--help").stdout]
     assert missing == []
+
+
+def test_a_typo_in_any_command_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command and group, walked from the app: an unknown option exits 2 with click's usage error."""
+    from typer.main import get_command
+
+    from limo_ray.cli import app, main
+
+    def commands(group, prefix: tuple[str, ...] = ()):
+        for name, command in group.commands.items():
+            yield (*prefix, name)
+            if hasattr(command, "commands"):
+                yield from commands(command, (*prefix, name))
+
+    paths = [(), *commands(get_command(app))]
+    assert len(paths) > 15
+    for path in paths:
+        assert main([*path, "--no-such-option"]) == 2, path
+        err = capsys.readouterr().err
+        # `submit` passes unknown options on to the job (`limo submit run ... --set x=1`): it fails on what it lacks.
+        problem = "Missing option '--address'" if path == ("submit",) else "No such option: --no-such-option"
+        assert "Traceback" not in err and f"Error: {problem}" in err, (path, err)
+        assert f"Try '{' '.join(['limo', *path, '--help'])}' for help." in err, (path, err)
+    assert main(["nonsense"]) == 2
+    assert "No such command 'nonsense'" in capsys.readouterr().err
+    assert main(["plan", "--simulat"]) == 2
+    assert "(Possible options: --simulate)" in capsys.readouterr().err
 
 
 def test_config_validate_rejects_misspelt_key_in_one_line(tmp_path: Path) -> None:
