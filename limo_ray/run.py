@@ -193,6 +193,21 @@ def _require_complete(result: Any, what: str) -> None:
         )
 
 
+def step_details(facts: Mapping[str, Any]) -> str:
+    """A step's facts in words for summary.md: `skipped (complete)`, `final loss 0.0928`, `steps 21`."""
+    words = []
+    for key, value in facts.items():
+        if key == "seconds":
+            continue
+        if key == "skipped":
+            words.append("skipped (complete)" if value else "ran")
+        elif isinstance(value, float):
+            words.append(f"{key.replace('_', ' ')} {value:.4g}")
+        elif value is not None:
+            words.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(words)
+
+
 def write_summary(summary: RunSummary, config: RunConfig, report: Mapping[str, Any], metrics_paths: list[Path]) -> None:
     """summary.md / summary.json / loss.png beside the run's stage folders."""
     from limo_ray.curate.card import funnel
@@ -243,12 +258,7 @@ def write_summary(summary: RunSummary, config: RunConfig, report: Mapping[str, A
         "",
         "| step | seconds | details |",
         "|---|---|---|",
-        *[
-            f"| {step} | {facts['seconds']} | "
-            + ", ".join(f"{k} {v}" for k, v in facts.items() if k != "seconds")
-            + " |"
-            for step, facts in summary.steps.items()
-        ],
+        *[f"| {step} | {facts['seconds']} | {step_details(facts)} |" for step, facts in summary.steps.items()],
         "",
         "## Files",
         "",

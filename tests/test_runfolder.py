@@ -46,3 +46,11 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(LimoError, match="not a limo-ray manifest"):
         is_complete(tmp_path)
+
+
+def test_summary_steps_are_told_in_words_and_rounded() -> None:
+    from limo_ray.run import step_details
+
+    facts = {"seconds": 90.2, "skipped": False, "final_loss": 0.09282780220495403, "steps": 21}
+    assert step_details(facts) == "ran, final loss 0.09283, steps 21"
+    assert step_details({"seconds": 0.0, "skipped": True, "samples": 200}) == "skipped (complete), samples 200"
