@@ -25,10 +25,16 @@ from typing import Any
 Round = Callable[[], dict[str, float]]  # -> {"tokens": ..., "seconds": ...}
 
 
-def write_bare_job(spec: Any, prompts: Sequence[str], sampling: dict[str, Any]) -> Path:
-    """A job file for `bare_round`: the engine spec (an `EngineSpec`), the prompts and vLLM sampling params."""
+def write_bare_job(
+    spec: Any, prompts: Sequence[str], sampling: dict[str, Any], per_prompt: Sequence[dict[str, Any]] | None = None
+) -> Path:
+    """A job file for `bare_round`: the engine spec (an `EngineSpec`), the prompts and vLLM sampling params
+    (`per_prompt`: overrides for each prompt, e.g. its own `max_tokens`)."""
     job = Path(tempfile.mkdtemp(prefix="limo-bench-")) / "job.json"
-    job.write_text(json.dumps({"spec": dataclasses.asdict(spec), "prompts": list(prompts), "sampling": sampling}))
+    body = {"spec": dataclasses.asdict(spec), "prompts": list(prompts), "sampling": sampling}
+    if per_prompt is not None:
+        body["per_prompt"] = list(per_prompt)
+    job.write_text(json.dumps(body))
     return job
 
 
@@ -55,7 +61,14 @@ def _bare_child(job_file: str, result_file: str) -> None:
     torch.set_num_threads(max(1, int(spec.actor_options()["num_cpus"])))
     llm = LLM(**spec.llm_kwargs())
     start = time.time()
-    outputs = llm.generate(job["prompts"], SamplingParams(**job["sampling"]), use_tqdm=False)
+    per_prompt = job.get("per_prompt")
+    params = (
+        [SamplingParams(**{**job["sampling"], **row}) for row in per_prompt]
+        if per_prompt is not None
+        else SamplingParams(**job["sampling"])
+    )
+    # Every request at once: vLLM's continuous batching keeps the engine full until the work is done.
+    outputs = llm.generate(job["prompts"], params, use_tqdm=False)
     seconds = time.time() - start
     tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
     Path(result_file).write_text(json.dumps({"tokens": tokens, "seconds": seconds}))

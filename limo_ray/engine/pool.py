@@ -29,8 +29,9 @@ from limo_ray.errors import LimoError
 # node: minutes on a real cluster).
 DEFAULT_PLACEMENT_TIMEOUT_S = 900.0
 
-# Batches queued per actor: the next batch is already waiting when one finishes, so the engine never idles
-# while the driver grades and stores.
+# Batches in flight per actor. The actor is threaded and feeds every batch it holds into one running engine
+# (`VLLMStage`), so while the slowest samples of one batch finish, the next batch's requests already fill
+# the freed slots; and the driver grades and stores one batch while the engine works on the others.
 IN_FLIGHT_PER_ACTOR = 2
 
 
@@ -76,7 +77,8 @@ class EnginePool:
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        options: dict[str, Any] = dict(self.spec.actor_options())
+        # Threads for the batches in flight, plus the small calls (ready, pid) that must not wait behind them.
+        options: dict[str, Any] = {**self.spec.actor_options(), "max_concurrency": IN_FLIGHT_PER_ACTOR + 2}
         group = None
         if self.spec.device == "cuda":
             group = reserve(

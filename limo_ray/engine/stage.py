@@ -3,13 +3,15 @@
 Built as our own `map_batches` class around `vllm.LLM` rather than `ray.data.llm`: the latter returns only the
 first completion when `n > 1` and rebuilds its engine for every dataset run (STACK_NOTES), while the filters need
 `n` samples per request so the prompt's prefill is shared. Rows carry either a `problem` (templated here as
-a chat with the spec's system prompt) or a ready `prompt` string; an optional per-row `n` overrides the
-sampling default, so one engine serves rounds of different sizes.
+a chat with the spec's system prompt) or a ready `prompt` string; an optional per-row `n` (and `max_tokens`)
+overrides the sampling default, so one engine serves rounds of different sizes.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,16 @@ from limo_ray.engine.spec import EngineSpec
 if TYPE_CHECKING:
     import ray.data
 
-OUTPUT_COLUMNS = ("completions", "completion_tokens", "finish_reasons", "prompt_tokens", "error", "engine_ready_at")
+OUTPUT_COLUMNS = (
+    "completions",
+    "completion_tokens",
+    "finish_reasons",
+    "prompt_tokens",
+    "error",
+    "engine_ready_at",
+    "request_started_at",
+    "request_finished_at",
+)
 
 
 def chat_messages(problem: str, system_prompt: str | None) -> list[dict[str, str]]:
@@ -29,8 +40,41 @@ def chat_messages(problem: str, system_prompt: str | None) -> list[dict[str, str
     return [*messages, {"role": "user", "content": problem}]
 
 
+class _Batch:
+    """One call's requests inside the engine loop: filled in as each request finishes."""
+
+    def __init__(self, prompts: list[str], params: list[Any]) -> None:
+        size = len(prompts)
+        self.prompts, self.params = prompts, params
+        self.outputs: list[Any] = [None] * size
+        self.errors: list[str | None] = [None] * size
+        self.started_at: list[float] = [0.0] * size
+        self.finished_at: list[float] = [0.0] * size
+        self.remaining = size
+        self.failure: BaseException | None = None
+        self.done = threading.Event()
+
+    def finish_row(self, row: int, output: Any = None, error: str | None = None) -> None:
+        self.outputs[row], self.errors[row] = output, error
+        self.finished_at[row] = time.time()
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.failure = error
+        self.done.set()
+
+
 class VLLMStage:
-    """`map_batches` callable class: one vLLM engine per actor, alive for the whole dataset run."""
+    """One vLLM engine per actor, fed continuously: requests of every batch handed to the actor go into the
+    same running engine, so a slot freed by a finished sample is refilled by the next batch's requests at
+    once instead of the engine draining down to the slowest sample of each batch (long-tailed chains).
+
+    The engine's `step()` loop runs in one thread of its own (vLLM's engine is not thread-safe); calls add their
+    batch to an inbox and wait for their own rows. An actor started with `max_concurrency` > 1 (the engine pool
+    does) therefore has several batches in flight; called one batch at a time it behaves as before.
+    """
 
     def __init__(self, spec: EngineSpec, sampling: Mapping[str, Any]) -> None:
         os.environ.update(spec.env())
@@ -40,6 +84,10 @@ class VLLMStage:
         self.sampling = dict(sampling)
         self.llm = LLM(**spec.llm_kwargs())
         self.tokenizer = self.llm.get_tokenizer()
+        self._inbox: queue.Queue[_Batch] = queue.Queue()
+        self._broken: BaseException | None = None
+        self._loop = threading.Thread(target=self._run_engine, name="vllm-engine-loop", daemon=True)
+        self._loop.start()
         self.ready_at = time.time()
 
     def prompt_for(self, problem: str) -> str:
@@ -67,39 +115,93 @@ class VLLMStage:
             prompts = [str(p) for p in batch["prompt"]]
         else:
             prompts = [self.prompt_for(str(p)) for p in batch["problem"]]
-        counts = [int(n) for n in batch["n"]] if "n" in batch else [int(sampling.get("n", 1))] * size
-        params = [SamplingParams(**{**sampling, "n": n}) for n in counts]
-        outputs, errors = self._generate(prompts, params)
+        # Per-row overrides: `n` (a round's attempts), `max_tokens` (benches that model long-tailed lengths).
+        overrides = [{key: int(batch[key][i]) for key in ("n", "max_tokens") if key in batch} for i in range(size)]
+        params = [SamplingParams(**{"n": 1, **sampling, **row}) for row in overrides]
+        work = self._submit(prompts, params)
+        outputs = work.outputs
         out: dict[str, Any] = {key: _as_list(values) for key, values in batch.items()}
         out["completions"] = [[c.text for c in o.outputs] if o else [] for o in outputs]
         out["completion_tokens"] = [[len(c.token_ids) for c in o.outputs] if o else [] for o in outputs]
         out["finish_reasons"] = [[str(c.finish_reason) for c in o.outputs] if o else [] for o in outputs]
         out["prompt_tokens"] = [len(o.prompt_token_ids or []) if o else 0 for o in outputs]
-        out["error"] = errors
+        out["error"] = work.errors
         out["engine_ready_at"] = [self.ready_at] * size
+        out["request_started_at"] = work.started_at
+        out["request_finished_at"] = work.finished_at
         return out
 
-    def _generate(self, prompts: list[str], params: list[Any]) -> tuple[list[Any], list[str | None]]:
-        """Generate a batch; if it fails, retry row by row so one poisoned prompt fails alone.
+    def _submit(self, prompts: list[str], params: list[Any]) -> _Batch:
+        """Hand a batch to the engine loop and wait for all its rows. A batch whose every row is refused, or an
+        engine that failed as a whole, raises: Ray then fails the call and the pool replaces the actor."""
+        if self._broken is not None:
+            raise RuntimeError(f"the engine failed earlier: {self._broken}") from self._broken
+        work = _Batch(prompts, params)
+        if not prompts:
+            return work
+        self._inbox.put(work)
+        work.done.wait()
+        if work.failure is not None:
+            raise work.failure
+        return work
 
-        When every row fails on its own too, the engine itself is broken: raise, so Ray restarts the actor
-        and retries the batch, rather than recording a whole batch as failed rows.
-        """
+    # ------------------------------------------------------------------------------------- the engine thread
+
+    def _run_engine(self) -> None:
+        engine = self.llm.llm_engine
+        pending: dict[str, tuple[_Batch, int]] = {}
+        taken: list[_Batch] = []  # batches out of the inbox this turn (not all in `pending` if adding one fails)
+        while True:
+            try:
+                taken = [] if pending else [self._inbox.get()]  # idle: wait for work
+                while not self._inbox.empty():  # new batches join the running engine before the next step
+                    taken.append(self._inbox.get_nowait())
+                for work in taken:
+                    self._add(work, pending)
+                if not pending:
+                    continue
+                for output in engine.step():
+                    if output.finished:
+                        work, row = pending.pop(output.request_id)
+                        work.finish_row(row, output)
+            except BaseException as error:  # the engine (or this loop) failed: every waiting batch fails with it
+                self._broken = error
+                for work in [*taken, *(w for w, _ in pending.values())]:
+                    if not work.done.is_set():
+                        work.fail(error)
+                while not self._inbox.empty():
+                    self._inbox.get_nowait().fail(error)
+                return
+
+    def _add(self, work: _Batch, pending: dict[str, tuple[_Batch, int]]) -> None:
+        """Enqueue a batch's requests; if vLLM refuses the batch, add row by row so one poisoned prompt fails
+        alone. A batch whose every row is refused fails as a whole."""
+        now = time.time()
         try:
-            return self.llm.generate(prompts, params, use_tqdm=False), [None] * len(prompts)
+            ids = self.llm.enqueue(work.prompts, work.params, use_tqdm=False)
         except Exception as batch_error:
-            outputs: list[Any] = []
-            errors: list[str | None] = []
-            for prompt, param in zip(prompts, params, strict=True):
+            ids, failed = [], 0
+            for row, (prompt, param) in enumerate(zip(work.prompts, work.params, strict=True)):
                 try:
-                    outputs.append(self.llm.generate([prompt], [param], use_tqdm=False)[0])
-                    errors.append(None)
+                    ids += self.llm.enqueue([prompt], [param], use_tqdm=False)
                 except Exception as row_error:
-                    outputs.append(None)
-                    errors.append(f"{type(row_error).__name__}: {row_error}"[:500])
-            if all(e is not None for e in errors):
-                raise batch_error
-            return outputs, errors
+                    ids.append(None)
+                    failed += 1
+                    work.started_at[row] = now
+                    work.finish_row(row, error=f"{type(row_error).__name__}: {row_error}"[:500])
+            if failed == len(work.prompts):
+                work.fail(batch_error)
+                return
+        for row, request_id in enumerate(ids):
+            if request_id is not None:
+                work.started_at[row] = now
+                pending[_external_id(request_id)] = (work, row)
+
+
+def _external_id(request_id: str) -> str:
+    """The id finished outputs carry. `LLM.enqueue` numbers requests 0, 1, 2, ... and returns the engine's
+    internal ids, which append a random suffix (`"7-1a2b3c4d"`) unless randomisation is switched off."""
+    return request_id if request_id.isdigit() else request_id.rsplit("-", 1)[0]
 
 
 def _as_list(values: Any) -> list[Any]:

@@ -96,3 +96,20 @@ def test_engine_cache_reuses_a_pool_for_the_same_model_and_replaces_it_for_anoth
         assert out["tag"] == ["0-0", "0-1"]
     finally:
         cache.close()
+
+
+def test_the_next_batch_starts_before_the_slowest_sample_of_the_previous_one_finishes(pool: EnginePool) -> None:
+    """The engine is fed continuously: the second batch in flight joins the running engine while the first
+    batch's long sample is still decoding (timestamps the engine loop records per request, not timing bounds)."""
+    first = {"problem": ["Write a long story.", "Hi."], "tag": ["long", "short"], "n": [1, 1], "max_tokens": [200, 4]}
+    second = {"problem": ["Hello.", "Hey."], "tag": ["b-0", "b-1"], "n": [2, 1], "max_tokens": [4, 4]}
+    sampling = {"temperature": 0.8, "max_tokens": 8, "ignore_eos": True}
+    outs = {out["tag"][0]: out for out in pool.generate([first, second], sampling)}
+    assert set(outs) == {"long", "b-0"}
+    long_row = outs["long"]
+    assert long_row["completion_tokens"][0] == [200] and long_row["completion_tokens"][1] == [4]
+    assert [len(c) for c in outs["b-0"]["completions"]] == [2, 1]
+    slowest_of_first = max(long_row["request_finished_at"])
+    assert min(outs["b-0"]["request_started_at"]) < slowest_of_first
+    # ...and the second batch was answered before the first one's slowest sample was done.
+    assert max(outs["b-0"]["request_finished_at"]) < slowest_of_first
