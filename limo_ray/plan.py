@@ -32,7 +32,7 @@ from typing import Literal
 
 from limo_ray.benchmarks.registry import BenchmarkRegistry
 from limo_ray.config import RunConfig, SamplingConfig
-from limo_ray.engine.placement import check_layout, engine_replicas, replica_placement
+from limo_ray.engine.placement import check_layout, describe_bundles, engine_replicas, replica_placement
 from limo_ray.engine.spec import EngineSpec, device_for, engine_spec
 from limo_ray.errors import LimoError
 from limo_ray.train.memory import (
@@ -621,17 +621,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def _bundles(bundles: tuple[Mapping[str, float], ...]) -> str:
-    groups: list[tuple[str, int]] = []
-    for b in bundles:
-        text = "{" + ", ".join(f"{k}: {v:g}" for k, v in b.items()) + "}"
-        if groups and groups[-1][0] == text:
-            groups[-1] = (text, groups[-1][1] + 1)
-        else:
-            groups.append((text, 1))
-    return " + ".join(f"{n} x {text}" for text, n in groups)
-
-
 def format_plan(plan: Plan) -> str:
     """The plan as text: stages, engines, the training memory plan, totals, assumptions and notes."""
     if plan.device == "cuda":
@@ -704,7 +693,8 @@ def format_plan(plan: Plan) -> str:
         size = f"{e.params / 1e9:.1f}B params" if e.params else "size unknown"
         text = (
             f"  {e.name}: {e.model} ({size}), TP {e.tensor_parallel_size} x PP {e.pipeline_parallel_size} = "
-            f"{e.world_size} per replica, bundles {_bundles(e.bundles)} ({e.strategy}), up to {e.replicas} replica(s)"
+            f"{e.world_size} per replica, bundles {describe_bundles(e.bundles)} ({e.strategy}), "
+            f"up to {e.replicas} replica(s)"
         )
         if e.weights_gib_per_gpu is not None and e.memory_gib_per_gpu is not None:
             text += (

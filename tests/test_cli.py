@@ -27,28 +27,11 @@ def test_help_lists_the_commands() -> None:
         assert word in grade_help.stdout
 
 
-def test_every_command_help_shows_an_example() -> None:
+def command_paths() -> list[tuple[str, ...]]:
+    """`limo` itself, then every command and group, walked from the app."""
     from typer.main import get_command
 
     from limo_ray.cli import app
-
-    def commands(group, prefix: tuple[str, ...] = ()):  # every command and group, walked from the app itself
-        for name, command in group.commands.items():
-            yield (*prefix, name)
-            if hasattr(command, "commands"):
-                yield from commands(command, (*prefix, name))
-
-    paths = [(), *commands(get_command(app))]
-    assert len(paths) > 15
-    missing = [" ".join(path) or "limo" for path in paths if "Example: `limo " not in run(*path, "--help").stdout]
-    assert missing == []
-
-
-def test_a_typo_in_any_command_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    """Every command and group, walked from the app: an unknown option exits 2 with click's usage error."""
-    from typer.main import get_command
-
-    from limo_ray.cli import app, main
 
     def commands(group, prefix: tuple[str, ...] = ()):
         for name, command in group.commands.items():
@@ -56,7 +39,21 @@ def test_a_typo_in_any_command_is_a_usage_error_not_a_traceback(capsys: pytest.C
             if hasattr(command, "commands"):
                 yield from commands(command, (*prefix, name))
 
-    paths = [(), *commands(get_command(app))]
+    return [(), *commands(get_command(app))]
+
+
+def test_every_command_help_shows_an_example() -> None:
+    paths = command_paths()
+    assert len(paths) > 15
+    missing = [" ".join(path) or "limo" for path in paths if "Example: `limo " not in run(*path, "--help").stdout]
+    assert missing == []
+
+
+def test_a_typo_in_any_command_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command and group, walked from the app: an unknown option exits 2 with click's usage error."""
+    from limo_ray.cli import main
+
+    paths = command_paths()
     assert len(paths) > 15
     for path in paths:
         assert main([*path, "--no-such-option"]) == 2, path

@@ -22,7 +22,7 @@ from typing import Any
 
 from limo_ray.engine.placement import release, replica_placement, reserve
 from limo_ray.engine.spec import EngineSpec
-from limo_ray.engine.stage import VLLMStage
+from limo_ray.engine.stage import BATCHES_IN_FLIGHT, VLLMStage
 from limo_ray.errors import LimoError
 
 # Seconds to wait for an engine's GPUs before saying the stage cannot be placed (an autoscaler may be adding a
@@ -32,7 +32,7 @@ DEFAULT_PLACEMENT_TIMEOUT_S = 900.0
 # Batches in flight per actor. The actor is threaded and feeds every batch it holds into one running engine
 # (`VLLMStage`), so while the slowest samples of one batch finish, the next batch's requests already fill
 # the freed slots; and the driver grades and stores one batch while the engine works on the others.
-IN_FLIGHT_PER_ACTOR = 2
+IN_FLIGHT_PER_ACTOR = BATCHES_IN_FLIGHT
 
 
 class EnginePool:

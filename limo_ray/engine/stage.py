@@ -40,6 +40,10 @@ def chat_messages(problem: str, system_prompt: str | None) -> list[dict[str, str
     return [*messages, {"role": "user", "content": problem}]
 
 
+# Batches handed to one engine actor at a time (the engine pool and the Ray Data stage alike).
+BATCHES_IN_FLIGHT = 2
+
+
 class _Batch:
     """One call's requests inside the engine loop: filled in as each request finishes."""
 
@@ -228,10 +232,16 @@ def generate(
             f"engine {spec.name!r}: a {spec.world_size}-GPU engine cannot run in a Ray Data stage (its placement "
             "groups would outlive the run); use limo_ray.engine.EnginePool"
         )
+    import ray.data
+
     return ds.map_batches(
         VLLMStage,
         fn_constructor_kwargs={"spec": spec, "sampling": dict(sampling)},
         batch_size=batch_size,
-        concurrency=concurrency,
+        # Two batches in flight per actor, in threads: both feed the actor's one running engine, so it is not
+        # drained down to one batch's slowest sample before the next batch arrives.
+        compute=ray.data.ActorPoolStrategy(
+            size=concurrency, max_concurrent_calls_per_actor=BATCHES_IN_FLIGHT, enable_true_multi_threading=True
+        ),
         **spec.actor_options(),
     )
