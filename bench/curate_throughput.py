@@ -48,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problems", type=int, default=1024)
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--size", default="full", choices=["full", "test"], help="toy world size [full]")
     args = parser.parse_args()
 
     from harness import bare_round, interleaved_pairs, write_bare_job
@@ -59,7 +60,7 @@ def main() -> None:
     from limo_ray.records import load_problems
 
     config = load_config(
-        "tiny", ["toy.size=full", f"curate.weak.rounds=[{ATTEMPTS}]", f"curate.weak.attempts={ATTEMPTS}"]
+        "tiny", [f"toy.size={args.size}", f"curate.weak.rounds=[{ATTEMPTS}]", f"curate.weak.attempts={ATTEMPTS}"]
     )
     resolve = _path_resolver(config)
     pool = load_problems([resolve(s) for s in config.curate.pool.sources]).problems
