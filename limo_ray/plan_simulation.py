@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from limo_ray.config import RunConfig
+from limo_ray.engine.placement import wait_until
 from limo_ray.engine.pool import EngineCache
 from limo_ray.engine.spec import EngineSpec, engine_spec
 from limo_ray.errors import LimoError
@@ -176,12 +177,8 @@ def _summarise(name: str, groups: int, landings: list[dict[str, Any]], peak: flo
 
 def _wait_released(timeout_s: float = 10.0) -> float:
     """GPUs still in use once released resources have been returned (the scheduler updates asynchronously)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        used = _gpus_in_use()
-        if used == 0 or time.monotonic() >= deadline:
-            return used
-        time.sleep(0.25)
+    wait_until(lambda: _gpus_in_use() == 0, timeout_s, interval_s=0.25)
+    return _gpus_in_use()
 
 
 def engine_stages(config: RunConfig) -> list[tuple[str, str]]:
@@ -293,14 +290,11 @@ def _training(config: RunConfig, report: SimulationReport, timeout_s: float, log
     from ray.train.backend import BackendConfig
     from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
-    from limo_ray.engine.placement import release, reserve
-    from limo_ray.train.scaling import PLACEMENT_STRATEGY, scaling_config, worker_bundles
+    from limo_ray.train.scaling import PLACEMENT_STRATEGY, check_worker_group_placeable, scaling_config
 
     t = config.train
     report.failed_stage = "train"
-    # Ray Train waits for its worker group without end (it retries the start): ask the scheduler first, with the
-    # same bundles and strategy and a timeout, so an unplaceable group is an error that names what it lacks.
-    release(reserve(worker_bundles(t), PLACEMENT_STRATEGY, "train (Ray Train worker group)", timeout_s))
+    check_worker_group_placeable(t, timeout_s)
     with tempfile.TemporaryDirectory(prefix="limo-simulate-") as storage:
         trainer = DataParallelTrainer(
             _train_probe,

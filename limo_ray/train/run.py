@@ -136,8 +136,7 @@ def run_training(
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from limo_ray.engine import init_ray
-    from limo_ray.engine.placement import release, reserve
-    from limo_ray.train.scaling import PLACEMENT_STRATEGY, scaling_config, worker_bundles
+    from limo_ray.train.scaling import check_worker_group_placeable, scaling_config
 
     init_ray(config.cluster)
     storage = storage_path or str(train_dir)
@@ -157,16 +156,7 @@ def run_training(
     moved = _export_state(str(train_dir / CHECKPOINT_DIR), config_hash)
     if moved is not None:  # killed after the export was moved into place, before the manifest: finish that
         return _finish(config, run_dir, dataset_path, model_path, data, per_epoch, storage, started, moved, {})
-    # Ray Train waits for its worker group without end (it retries the start): ask the scheduler for the same
-    # bundles first, with the config's timeout, so a group that cannot be placed is one line naming what it lacks.
-    release(
-        reserve(
-            worker_bundles(train),
-            PLACEMENT_STRATEGY,
-            "train (Ray Train worker group)",
-            config.cluster.placement_timeout_s,
-        )
-    )
+    check_worker_group_placeable(train, config.cluster.placement_timeout_s)
     # Ray Train restores its latest *registered* checkpoint (fully uploaded); the workers start after it, and
     # a step count equal to the total means only the export is left to do.
     args = WorkerArgs(

@@ -31,3 +31,11 @@ def scaling_config(train: TrainConfig) -> Any:
         resources_per_worker={"CPU": train.cpus_per_worker},  # + 1 GPU each when use_gpu
         placement_strategy=PLACEMENT_STRATEGY,
     )
+
+
+def check_worker_group_placeable(train: TrainConfig, timeout_s: float) -> None:
+    """Ray Train waits for its worker group without end (it retries the start): ask the scheduler first for the
+    same bundles and strategy, with a timeout, so a group that cannot be placed is one line naming what it lacks."""
+    from limo_ray.engine.placement import release, reserve
+
+    release(reserve(worker_bundles(train), PLACEMENT_STRATEGY, "train (Ray Train worker group)", timeout_s))
