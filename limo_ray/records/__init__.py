@@ -1,19 +1,8 @@
 """Row schemas and the loaders that turn problem files (local, S3, GCS) into `Problem` rows."""
 
 from limo_ray.records.boxed import last_boxed
-from limo_ray.records.loaders import (
-    FORMAT_NAMES,
-    FORMATS,
-    FieldMap,
-    LoadResult,
-    detect_format,
-    display_source,
-    expand_sources,
-    iter_records,
-    load_problems,
-    to_problem,
-    write_rejected,
-)
+from limo_ray.records.formats import FORMAT_NAMES, FORMATS, FieldMap, detect_format, to_problem
+from limo_ray.records.loaders import LoadResult, iter_records, load_problems, write_rejected
 from limo_ray.records.schema import (
     Attempt,
     BadRow,
@@ -24,6 +13,7 @@ from limo_ray.records.schema import (
     normalize_text,
     text_id,
 )
+from limo_ray.records.sources import display_source, expand_sources
 
 __all__ = [
     "FORMATS",
