@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.tiny_checkpoint import build_tiny_checkpoint
+from tests.fixtures import build_tiny_checkpoint
 
 pytestmark = pytest.mark.integration
 

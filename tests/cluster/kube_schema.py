@@ -129,3 +129,34 @@ def pod_templates(cluster_spec: dict[str, Any]) -> Iterator[tuple[str, dict[str,
     yield "head", cluster_spec["headGroupSpec"]["template"]
     for group in cluster_spec.get("workerGroupSpecs", []):
         yield group["groupName"], group["template"]
+
+
+# ----------------------------------------------------------------------------------------------- the manifests
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = REPO / "cluster"
+CRD_DIR = REPO.parent / "shared" / "data" / "kuberay-crds"
+
+
+@cache
+def manifest_documents() -> tuple[tuple[str, dict[str, Any]], ...]:
+    """Every YAML document under cluster/ as (`path#index`, document), except the `ray up` configs
+    (tests/cluster/test_ray_up.py). Shared by the test modules: a test that changes one must copy it first."""
+    docs = []
+    paths = sorted(p for p in CLUSTER.rglob("*.y*ml") if (CLUSTER / "ray-up") not in p.parents)
+    for path in paths:
+        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            if doc is not None:
+                docs.append((f"{path.relative_to(REPO)}#{i}", doc))
+    return tuple(docs)
+
+
+def ray_documents() -> list[tuple[str, dict[str, Any]]]:
+    """The RayCluster, RayJob and RayService documents."""
+    return [(name, doc) for name, doc in manifest_documents() if doc.get("kind") in CRD_FILES]
+
+
+def is_gpu_pod(template: dict[str, Any]) -> bool:
+    return any(
+        int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0)) for c in template["spec"]["containers"]
+    )

@@ -15,8 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.kube_schema import pod_templates, ray_cluster_specs, validation_errors
-from tests.cluster.test_manifests import CRD_DIR, RAY_DOCS, REPO, _is_gpu_pod
+from tests.cluster.kube_schema import (
+    REPO,
+    is_gpu_pod,
+    pod_templates,
+    ray_cluster_specs,
+    ray_documents,
+    validation_errors,
+)
 
 FABRIC_PY = REPO / "cluster" / "kuberay" / "fabric.py"
 
@@ -29,14 +35,8 @@ def _load_fabric():
 
 
 fabric = _load_fabric()
+RAY_DOCS = ray_documents()
 CASES = [(f, name, doc) for f in sorted(fabric.FABRICS) for name, doc in RAY_DOCS]
-
-
-@pytest.fixture(scope="module")
-def crd_dir() -> Path:
-    if not CRD_DIR.is_dir():
-        pytest.skip(f"KubeRay CRDs not found at {CRD_DIR} (shared data absent)")
-    return CRD_DIR
 
 
 def _pods(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -57,7 +57,7 @@ def test_rendered_manifest_passes_the_crd_and_changes_only_gpu_pods(
     assert validation_errors(rendered, crd_dir) == []
     gpu_pods = 0
     for (group, old), (_, new) in zip(_pods(doc), _pods(rendered), strict=True):
-        if not _is_gpu_pod(old):
+        if not is_gpu_pod(old):
             assert new == old, f"{name}/{group}: a head or CPU pod changed"
             continue
         gpu_pods += 1

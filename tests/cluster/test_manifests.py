@@ -28,12 +28,16 @@ import yaml
 
 from limo_ray.config import load_config
 from limo_ray.engine.spec import engine_spec
-from tests.cluster.kube_schema import CRD_FILES, pod_templates, ray_cluster_specs, validation_errors
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / "shared" / "data"
-CRD_DIR = SHARED_DATA / "kuberay-crds"
-CLUSTER = REPO / "cluster"
+from tests.cluster.kube_schema import (
+    CRD_FILES,
+    REPO,
+    is_gpu_pod,
+    manifest_documents,
+    pod_templates,
+    ray_cluster_specs,
+    ray_documents,
+    validation_errors,
+)
 
 # The jobs/ entry points; a RayJob must run one of them.
 JOB_SCRIPTS = {"jobs/curate.py", "jobs/train.py", "jobs/eval.py", "jobs/pipeline.py"}
@@ -46,30 +50,12 @@ SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY", re.I)
 OTHER_KINDS = {"PodMonitor", "Secret", "PersistentVolumeClaim"}
 
 
-def _documents() -> list[tuple[str, dict[str, Any]]]:
-    """Every YAML document under cluster/, except the `ray up` configs (tests/cluster/test_ray_up.py)."""
-    docs = []
-    paths = sorted(p for p in CLUSTER.rglob("*.y*ml") if (CLUSTER / "ray-up") not in p.parents)
-    for path in paths:
-        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            if doc is not None:
-                docs.append((f"{path.relative_to(REPO)}#{i}", doc))
-    return docs
-
-
-DOCS = _documents()
-RAY_DOCS = [(name, doc) for name, doc in DOCS if doc.get("kind") in CRD_FILES]
+DOCS = manifest_documents()
+RAY_DOCS = ray_documents()
 
 
 def _by_kind(kind: str) -> list[tuple[str, dict[str, Any]]]:
     return [(name, doc) for name, doc in DOCS if doc.get("kind") == kind]
-
-
-@pytest.fixture(scope="module")
-def crd_dir() -> Path:
-    if not CRD_DIR.is_dir():
-        pytest.skip(f"KubeRay CRDs not found at {CRD_DIR} (shared data absent)")
-    return CRD_DIR
 
 
 @pytest.fixture(scope="module")
@@ -180,12 +166,6 @@ def quantity(text: str | int) -> float:
     return float(match["number"]) * _SUFFIXES[match["suffix"]]
 
 
-def _is_gpu_pod(template: dict[str, Any]) -> bool:
-    return any(
-        int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0)) for c in template["spec"]["containers"]
-    )
-
-
 # ZeRO-3 shards of the 32B student staged per node per save: ~25 GB per rank x 8 ranks (train/checkpoint.py); the
 # scratch must hold a save being uploaded while the next is written, plus rank 0's ~65 GB HF export.
 SCRATCH_NEEDED = 2 * 8 * 25e9 + 65e9
@@ -206,7 +186,7 @@ def test_pods_request_disk_and_gpu_pods_stage_on_a_scratch_volume(name: str, doc
                 limit = resources.get("limits", {}).get("ephemeral-storage")
                 assert request and limit, f"{where}/{group}/{container['name']}: no ephemeral-storage request/limit"
                 assert quantity(request) <= quantity(limit), f"{where}/{group}"
-            if not _is_gpu_pod(template):
+            if not is_gpu_pod(template):
                 continue
             volumes = {v["name"]: v for v in pod["volumes"]}
             (container,) = [c for c in pod["containers"] if "nvidia.com/gpu" in c["resources"]["limits"]]
@@ -228,7 +208,7 @@ def test_gpu_pods_land_on_gpu_nodes_in_one_zone(name: str, doc: dict[str, Any]) 
     for where, spec in ray_cluster_specs(doc):
         for group, template in pod_templates(spec):
             pod = template["spec"]
-            if not _is_gpu_pod(template):
+            if not is_gpu_pod(template):
                 assert "podAffinity" not in pod.get("affinity", {}), f"{where}/{group}"
                 continue
             assert pod.get("nodeSelector", {}).get("node.kubernetes.io/instance-type"), f"{where}/{group}: no GPU node"
@@ -244,7 +224,7 @@ def test_gpu_pods_land_on_gpu_nodes_in_one_zone(name: str, doc: dict[str, Any]) 
 
 
 def _gpu_pod(manifest: dict[str, Any]) -> dict[str, Any]:
-    return next(t for _, spec in ray_cluster_specs(manifest) for _, t in pod_templates(spec) if _is_gpu_pod(t))["spec"]
+    return next(t for _, spec in ray_cluster_specs(manifest) for _, t in pod_templates(spec) if is_gpu_pod(t))["spec"]
 
 
 @pytest.mark.parametrize(

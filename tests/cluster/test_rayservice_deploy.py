@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.serve.tiny_checkpoint import build_tiny_checkpoint
+from tests.fixtures import build_tiny_checkpoint
 
 pytestmark = pytest.mark.integration
 

@@ -9,24 +9,7 @@ from limo_ray.config import load_config
 from limo_ray.curate.balance import Balance, water_fill
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.select import best_chains
-from limo_ray.records import Problem
-from limo_ray.toy.problems import generate_toy_problems
-
-
-def _pool(count: int, seed: int) -> list[Problem]:
-    return [
-        Problem(
-            id=f"p{i}",
-            problem=t.text,
-            answer=str(t.answer),
-            domain=t.domain,
-            difficulty=str(t.level),
-            source="toy",
-            source_line=i + 1,
-            source_format="plain",
-        )
-        for i, t in enumerate(generate_toy_problems(count, seed=seed))
-    ]
+from tests.fixtures import toy_problem_pool
 
 
 def _ctx(tmp_path: Path, *overrides: str) -> CurateContext:
@@ -40,7 +23,7 @@ def test_water_fill_is_even_and_gives_short_cells_leftovers_to_others() -> None:
 
 
 def test_every_quota_is_met_within_one_with_enough_supply(tmp_path: Path) -> None:
-    problems = _pool(600, seed=11)
+    problems = toy_problem_pool(600, seed=11)
     result = Balance().run(_ctx(tmp_path, "curate.balance.size=100"), problems)
     cells = Counter((p.domain, p.difficulty) for p in result.kept)
     assert len(result.kept) == 100 and len(cells) == 20
@@ -49,15 +32,15 @@ def test_every_quota_is_met_within_one_with_enough_supply(tmp_path: Path) -> Non
 
 
 def test_short_cells_are_named_and_others_take_the_slack(tmp_path: Path) -> None:
-    problems = [p for p in _pool(600, seed=12) if not (p.domain == "counting" and p.difficulty == "5")]
-    problems += [p for p in _pool(60, seed=13) if p.domain == "counting" and p.difficulty == "5"][:2]
+    problems = [p for p in toy_problem_pool(600, seed=12) if not (p.domain == "counting" and p.difficulty == "5")]
+    problems += [p for p in toy_problem_pool(60, seed=13) if p.domain == "counting" and p.difficulty == "5"][:2]
     result = Balance().run(_ctx(tmp_path, "curate.balance.size=200"), problems)
     assert result.facts["short_cells"] == ["counting/5"]
     assert len(result.kept) == 200
 
 
 def test_same_seed_same_selection_and_another_seed_differs(tmp_path: Path) -> None:
-    problems = _pool(600, seed=14)
+    problems = toy_problem_pool(600, seed=14)
     pick = [
         sorted(p.id for p in Balance().run(_ctx(tmp_path, "curate.balance.size=60", f"seed={s}"), problems).kept)
         for s in (0, 0, 1)

@@ -14,7 +14,7 @@ from limo_ray.curate.baseline import OVERSAMPLE, RandomSample, RandomSelect, ran
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.quality_stage import CHAINS_FILE, SCORED_SCHEMA
 from limo_ray.curate.select import SELECTED_FILE
-from tests.curate.test_balance_select import _pool
+from tests.fixtures import toy_problem_pool
 
 
 def _ctx(tmp_path: Path, seed: int = 0) -> CurateContext:
@@ -22,7 +22,7 @@ def _ctx(tmp_path: Path, seed: int = 0) -> CurateContext:
 
 
 def test_random_sample_is_seeded_and_ignores_input_order(tmp_path: Path) -> None:
-    problems = _pool(200, seed=3)
+    problems = toy_problem_pool(200, seed=3)
     first = RandomSample(40).run(_ctx(tmp_path), problems)
     again = RandomSample(40).run(_ctx(tmp_path), list(reversed(problems)))
     other_seed = RandomSample(40).run(_ctx(tmp_path, seed=1), problems)
@@ -41,7 +41,7 @@ def _write_chains(ctx: CurateContext, rows: list[dict]) -> None:
 
 def test_random_select_takes_problems_with_a_correct_chain_in_random_order_not_by_score(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    problems = _pool(60, seed=4)
+    problems = toy_problem_pool(60, seed=4)
     # Scored (correct) chains for two thirds of the problems; the score rises with the index.
     rows = []
     for i, p in enumerate(problems):

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tests.records.test_records_malformed import JSONL_LINES, _write_jsonl
+from tests.fixtures import MALFORMED_JSONL_LINES, write_malformed_jsonl
 
 
 def test_malformed_pool_rows_are_quarantined_with_reasons_and_counts_reconcile(tmp_path: Path) -> None:
     pool = tmp_path / "pool.jsonl"
-    expected = _write_jsonl(pool)
+    expected = write_malformed_jsonl(pool)
     run_dir = tmp_path / "run"
     command = ["curate", "--config", "tiny", "--set", "toy.size=test", "--until", "ingest", "--pool", str(pool)]
     command += ["--run-dir", str(run_dir)]
@@ -31,7 +31,7 @@ def test_malformed_pool_rows_are_quarantined_with_reasons_and_counts_reconcile(t
 
     manifest = json.loads((run_dir / "curate" / "ingest" / "manifest.json").read_text())
     assert manifest["complete"]
-    assert manifest["rows_in"] == len(JSONL_LINES) == manifest["rows_out"] + manifest["rows_rejected"]
+    assert manifest["rows_in"] == len(MALFORMED_JSONL_LINES) == manifest["rows_out"] + manifest["rows_rejected"]
     assert (manifest["rows_out"], manifest["rows_rejected"]) == (len(good), len(bad))
 
     quarantine = run_dir / "curate" / "rejected" / "ingest.jsonl"
@@ -43,4 +43,4 @@ def test_malformed_pool_rows_are_quarantined_with_reasons_and_counts_reconcile(t
     ledger = pq.read_table(run_dir / "curate" / "ledger.parquet").to_pylist()
     assert sorted(row["source_line"] for row in ledger) == good
     assert all(row["ingest"] == "kept" for row in ledger)
-    assert f"ingest: {len(JSONL_LINES)} in -> {len(good)} kept, 0 dropped, {len(bad)} rejected" in done.stderr
+    assert f"ingest: {len(MALFORMED_JSONL_LINES)} in -> {len(good)} kept, 0 dropped, {len(bad)} rejected" in done.stderr

@@ -14,7 +14,7 @@ import pytest
 
 from limo_ray.config import ClusterConfig
 from limo_ray.engine import EngineCache, EnginePool, EngineSpec, init_ray
-from tests.serve.tiny_checkpoint import build_tiny_checkpoint
+from tests.fixtures import build_tiny_checkpoint
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import pytest
 from limo_ray.config import ClusterConfig
 from limo_ray.engine import EngineSpec, generate, init_ray
 from tests.engine.hf_cache import install_as_hub_model
-from tests.serve.tiny_checkpoint import build_tiny_checkpoint
+from tests.fixtures import build_tiny_checkpoint
 
 pytestmark = pytest.mark.integration
 

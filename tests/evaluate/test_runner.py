@@ -18,7 +18,7 @@ from limo_ray.benchmarks import BenchmarkRegistry
 from limo_ray.errors import LimoError
 from limo_ray.evaluate import SAMPLES_FILE, run_eval
 from tests.evaluate.fake_openai import FakeOpenAI
-from tests.evaluate.helpers import eval_config, mini_benchmark, solve_sum, wrong_sum
+from tests.fixtures import eval_config, mini_benchmark, solve_sum, wrong_sum
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -199,7 +199,7 @@ _CHILD = """
 import json, sys
 sys.path.insert(0, {repo!r})
 from limo_ray.evaluate import run_eval
-from tests.evaluate.helpers import eval_config
+from tests.fixtures import eval_config
 config = eval_config(None, "eval.concurrency=4", registry_file={registry!r})
 run_eval(config, {url!r}, {run_dir!r}, ["mini"], "fake")
 """

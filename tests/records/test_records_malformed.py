@@ -20,55 +20,13 @@ from limo_ray.records import (
     load_problems,
     write_rejected,
 )
-
-
-def _jsonl_line(record: object) -> bytes:
-    return json.dumps(record).encode("utf-8")
-
-
-# (line content, expected line number -> reason fragment, or None when the line is a kept problem)
-JSONL_LINES: list[tuple[bytes, str | None]] = [
-    (_jsonl_line({"problem": "What is 1+1?", "answer": "2"}), None),
-    (b'{"problem": "What is 2+2?", "answer": }', "not valid JSON"),
-    (b"[1, 2, 3]", "JSON array"),
-    (_jsonl_line({"question_text": "What is 3+3?", "answer": "6"}), "problem field 'problem' is missing"),
-    (_jsonl_line({"problem": "", "answer": "1"}), "problem field 'problem' is empty"),
-    (_jsonl_line({"problem": " \n\t ", "answer": "1"}), "whitespace only"),
-    (_jsonl_line({"problem": None, "answer": "1"}), "problem field 'problem' is null"),
-    (_jsonl_line({"problem": 42, "answer": "1"}), "problem field 'problem' is not text"),
-    (_jsonl_line({"problem": ["a", "list"], "answer": "1"}), "not text (a JSON array)"),
-    (_jsonl_line({"problem": "Find x.", "solution": "x is three"}), "no \\boxed{} in solution"),
-    (_jsonl_line({"problem": "Find y."}), "no answer"),
-    (b"\xff\xfe\x00garbage\x80\x81", "not valid UTF-8"),
-    (_jsonl_line({"problem": "Is 2 prime?", "answer": True}), "answer field 'answer' is a boolean"),
-    (b'"just a string"', "JSON string"),
-    (b"17", "JSON number"),
-    (_jsonl_line({"problem": "Half of one?", "solution": "It is \\boxed{\\frac{1}{2}}."}), None),
-    (_jsonl_line({"problem": "Miles?", "answer": 27.0}), None),
-    (_jsonl_line({"problem": "Count?", "answer": 27}), None),
-    # U+2028 inside a JSON string is legal and must not split the line.
-    (json.dumps({"problem": "Line\u2028separator?", "answer": "A"}, ensure_ascii=False).encode(), None),
-    (_jsonl_line({"problem": "Windows line ending?", "answer": "5"}) + b"\r", None),
-]
-
-
-def _write_jsonl(path: Path) -> dict[int, str | None]:
-    """Write JSONL_LINES with a blank line after the first; return {line number: reason or None}."""
-    lines: list[bytes] = []
-    expected: dict[int, str | None] = {}
-    for index, (content, reason) in enumerate(JSONL_LINES):
-        lines.append(content)
-        expected[len(lines)] = reason
-        if index == 0:
-            lines.append(b"   ")
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return expected
+from tests.fixtures import MALFORMED_JSONL_LINES, write_malformed_jsonl
 
 
 @pytest.fixture
 def bad_jsonl(tmp_path: Path) -> tuple[Path, dict[int, str | None]]:
     path = tmp_path / "mixed.jsonl"
-    return path, _write_jsonl(path)
+    return path, write_malformed_jsonl(path)
 
 
 def test_each_malformed_jsonl_row_is_rejected_with_its_cause(
@@ -91,7 +49,7 @@ def test_jsonl_counts_reconcile_and_blank_lines_count_as_neither(
 ) -> None:
     path, _ = bad_jsonl
     result = load_problems(str(path))
-    assert result.rows_in == len(JSONL_LINES) == len(result.problems) + len(result.rejected)
+    assert result.rows_in == len(MALFORMED_JSONL_LINES) == len(result.problems) + len(result.rejected)
     assert len(result.problems) == 6
     # The blank second line is skipped, yet line numbers stay physical.
     assert result.rejected[0].line == 3
@@ -130,7 +88,7 @@ def test_iter_records_streams_rows_in_file_order(bad_jsonl: tuple[Path, dict[int
 
 def test_gzipped_jsonl_reads_like_plain(tmp_path: Path) -> None:
     plain = tmp_path / "plain.jsonl"
-    _write_jsonl(plain)
+    write_malformed_jsonl(plain)
     packed = tmp_path / "packed.jsonl.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     a, b = load_problems(str(plain)), load_problems(str(packed))

@@ -24,8 +24,7 @@ from limo_ray.config import load_config
 from limo_ray.errors import LimoError
 from limo_ray.evaluate import SAMPLES_FILE, run_eval
 from limo_ray.serve import ServerHandle, run_server
-from tests.evaluate.helpers import eval_config, mini_benchmark
-from tests.serve.tiny_checkpoint import build_tiny_checkpoint
+from tests.fixtures import build_tiny_checkpoint, eval_config, mini_benchmark
 
 pytestmark = pytest.mark.integration
 

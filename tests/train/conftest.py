@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.tiny_world import build_tiny_model, limo_rows, write_jsonl
+from tests.fixtures import build_tiny_checkpoint, limo_rows, write_jsonl
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "student")
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "student")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from limo_ray.train.data import (
     load_tokenizer,
     tokenize_row,
 )
-from tests.train.tiny_world import limo_rows
+from tests.fixtures import limo_rows
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from limo_ray.config import LIMO_SYSTEM_PROMPT
 from limo_ray.train.data import IGNORE_INDEX, TokenizedData, load_tokenizer, tokenize_row
 from limo_ray.train.loss import CausalLMForSFT, FusedLMHead, fused_linear_cross_entropy
 from limo_ray.train.packing import collate, pack_best_fit, token_loss_sum
-from tests.train.tiny_world import limo_rows
+from tests.fixtures import limo_rows
 
 
 def test_fused_loss_and_gradients_equal_the_logits_computation() -> None:

@@ -22,7 +22,7 @@ from limo_ray.train.packing import (
     steps_per_epoch,
     token_loss_sum,
 )
-from tests.train.tiny_world import limo_rows
+from tests.fixtures import limo_rows
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from limo_ray.train.data import TokenizedData, load_tokenizer, read_dataset, tok
 from limo_ray.train.packing import collate, epoch_rows, step_plan, token_loss_sum
 from limo_ray.train.run import plan_steps
 from limo_ray.train.schedule import lr_multiplier
-from tests.train.tiny_world import limo_rows, write_jsonl
+from tests.fixtures import limo_rows, write_jsonl
 
 pytestmark = pytest.mark.integration
 
