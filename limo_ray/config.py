@@ -167,7 +167,6 @@ class QualityConfig(StrictModel):
     weights: QualityWeights = Field(default_factory=QualityWeights)
     # Words at which the length feature is full: R1-style chains run to thousands of words, toy chains to ~100.
     reference_length: int = Field(default=4000, gt=1)
-    judge_model: str | None = None
 
 
 class SelectConfig(StrictModel):
@@ -353,12 +352,8 @@ class RunConfig(StrictModel):
         ]
         refs += [(f"curate.chains.models[{i}]", m) for i, m in enumerate(self.curate.chains.models)]
         refs += [(f"serve.models[{i}]", m) for i, m in enumerate(self.serve.models)]
-        for where, name in (
-            ("curate.quality.judge_model", self.curate.quality.judge_model),
-            ("eval.judge_model", self.eval.judge_model),
-        ):
-            if name is not None:
-                refs.append((where, name))
+        if self.eval.judge_model is not None:
+            refs.append(("eval.judge_model", self.eval.judge_model))
         for where, name in refs:
             if name not in self.models:
                 raise ValueError(

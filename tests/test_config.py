@@ -88,6 +88,17 @@ def test_unknown_key_under_a_named_model_suggests_the_field() -> None:
         load_config("tiny", ["models.weak.max_len=512"])
 
 
+def test_quality_judge_model_is_no_longer_a_key(tmp_path: Path) -> None:
+    """The LLM-judge quality score never existed: a config that still sets it fails like any unknown key."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: tiny\ncurate:\n  quality:\n    judge_model: strong\n")
+    with pytest.raises(LimoError) as err:
+        load_config(str(path))
+    assert str(err.value) == f"{path}: unknown key `curate.quality.judge_model`"
+    with pytest.raises(LimoError, match=r"unknown key `curate\.quality\.judge_model`"):
+        load_config("tiny", ["curate.quality.judge_model=strong"])
+
+
 def test_set_overrides_are_type_checked() -> None:
     cfg = load_config("tiny", ["train.epochs=5", "train.learning_rate=5e-6", "curate.weak.rounds=[2, 2]"])
     assert (cfg.train.epochs, cfg.train.learning_rate, cfg.curate.weak.rounds) == (5, 5e-6, [2, 2])

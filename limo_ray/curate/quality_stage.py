@@ -1,4 +1,4 @@
-"""quality: score every correct chain with the rule scorer (and, if configured, an LLM judge score later).
+"""quality: score every correct chain with the rule scorer.
 
 Writes `curate/quality/chains.parquet`: one row per correct chain with its score, level L1-L5 and features.
 """
@@ -18,7 +18,6 @@ from limo_ray.curate.chains import chain_store
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.quality import score_chain
 from limo_ray.curate.stage import Decision, Stage, StageResult
-from limo_ray.errors import LimoError
 from limo_ray.records import Problem
 from limo_ray.runfolder import atomic_open
 
@@ -51,11 +50,6 @@ class Quality(Stage):
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
         settings = ctx.config.curate.quality
-        if settings.judge_model is not None:
-            raise LimoError(
-                "curate.quality.judge_model: the LLM-judge quality score is not available yet; "
-                "set it to null to use the rule score"
-            )
         wanted = {p.id for p in problems}
         scored: list[dict[str, Any]] = []
         for model in ctx.config.curate.chains.models:
