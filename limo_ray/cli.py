@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -74,17 +74,13 @@ def _run_dir(config: RunConfig, run_dir: Path | None) -> Path:
     return run_dir if run_dir is not None else default_run_dir(config)
 
 
-def _path_resolver(config: RunConfig) -> Callable[[str], str]:
-    """`toy:<name>` paths point into the toy world (built on first use); every other path is used as is."""
+def _resolved(
+    config: RunConfig, reads: Callable[[RunConfig], Iterable[str]] | None = None, extra: Iterable[str] = ()
+) -> RunConfig:
+    """The entry step: `toy:` references -> paths, building the toy world only if the command reads it."""
+    from limo_ray.toy.references import resolve_references
 
-    def resolve(path: str) -> str:
-        if path.startswith("toy:"):
-            from limo_ray.toy import resolve_toy_path
-
-            return resolve_toy_path(path, config.toy)
-        return path
-
-    return resolve
+    return resolve_references(config, reads, extra=extra)
 
 
 @config_app.command("show")
@@ -124,14 +120,18 @@ def curate_command(
     Example: `limo curate --config tiny --until strong_filter` (the toy pool, into runs/tiny).
     """
     from limo_ray.curate.context import CurateContext
-    from limo_ray.curate.pipeline import run_curation
+    from limo_ray.curate.pipeline import curation_stages, run_curation, stage_inputs
+    from limo_ray.runfolder import write_resolved_config
 
     extra = [f"curate.pool.sources={json.dumps(pool)}"] if pool else []
-    resolved = _load(config, [*(overrides or []), *extra])
+    loaded = _load(config, [*(overrides or []), *extra])
+    curation_stages(loaded, until)  # a wrong --until is an error before anything is built
+    resolved = _resolved(loaded, lambda c: stage_inputs(curation_stages(c, until)))
     folder = _run_dir(resolved, run_dir)
-    ctx = CurateContext(config=resolved, run_dir=folder, resolve_path=_path_resolver(resolved))
+    ctx = CurateContext(run_dir=folder, cluster=resolved.cluster)
     with run_lock(folder):
-        outcomes = run_curation(ctx, until=until)
+        write_resolved_config(resolved, folder)
+        outcomes = run_curation(ctx, curation_stages(resolved, until))
     last = outcomes[-1]
     typer.echo(
         f"curate: {last.name} complete, {len(last.kept)} problems kept; ledger: {ctx.curate_dir / 'ledger.parquet'}"
@@ -305,9 +305,10 @@ def train_command(
     from limo_ray.train import describe_plan, format_plan, run_training
     from limo_ray.train.run import check_memory
 
-    resolved = _load(config, overrides)
+    loaded = _load(config, overrides)
+    resolved = _resolved(loaded, lambda c: [model or c.models[c.train.model].path])
     folder = _run_dir(resolved, run_dir)
-    model_path = model or _path_resolver(resolved)(resolved.models[resolved.train.model].path)
+    model_path = model or resolved.models[resolved.train.model].path
     if dry_run:
         typer.echo(format_plan(describe_plan(resolved, model_path)))
         check_memory(resolved)
@@ -331,7 +332,11 @@ CheckpointOption = Annotated[
 
 
 def _checkpoints(config: RunConfig, given: list[str] | None) -> dict[str, str] | None:
-    """`NAME=PATH` / `PATH` options -> {served name: path}; names must be distinct (answers are cached by name)."""
+    """`NAME=PATH` / `PATH` options -> {served name: path}; names must be distinct (answers are cached by name).
+
+    A `toy:` path becomes its place in the config's toy world (built by the entry step if it is read)."""
+    from limo_ray.toy.references import is_toy_reference, toy_location
+
     if not given:
         return None
     named: dict[str, str] = {}
@@ -341,8 +346,14 @@ def _checkpoints(config: RunConfig, given: list[str] | None) -> dict[str, str] |
             name, path = Path(item.rstrip("/")).name, item
         if name in named:
             raise LimoError(f"--checkpoint: two checkpoints are named {name!r}: give them names, NAME=PATH")
-        named[name] = path
+        named[name] = toy_location(path, config.toy) if is_toy_reference(path) else path
     return named
+
+
+def _served_paths(config: RunConfig, checkpoints: dict[str, str] | None) -> list[str]:
+    """What `limo serve` loads: the given checkpoints, or serve.models; plus every model's tokenizer."""
+    paths = list(checkpoints.values()) if checkpoints else [config.models[n].path for n in config.serve.models]
+    return [*paths, *(m.tokenizer for m in config.models.values() if m.tokenizer)]
 
 
 @app.command("serve")
@@ -368,15 +379,13 @@ def serve_command(
 
     from limo_ray.serve import run_server, serve_config
 
-    resolved = _load(config, overrides)
-    checkpoints = _checkpoints(resolved, checkpoint)
+    loaded = _load(config, overrides)
+    checkpoints = _checkpoints(loaded, checkpoint)
+    resolved = _resolved(loaded, lambda c: _served_paths(c, checkpoints))
     if print_config:
-        typer.echo(
-            yaml.safe_dump(serve_config(resolved, checkpoints, resolve_path=_path_resolver(resolved)), sort_keys=False),
-            nl=False,
-        )
+        typer.echo(yaml.safe_dump(serve_config(resolved, checkpoints), sort_keys=False), nl=False)
         return
-    handle = run_server(resolved, checkpoints, host=host, port=port, resolve_path=_path_resolver(resolved))
+    handle = run_server(resolved, checkpoints, host=host, port=port)
     typer.echo(
         f"serving {', '.join(handle.models)} at {handle.openai_base_url} (ready in {handle.startup_s:.0f}s); "
         "Ctrl-C stops"
@@ -409,37 +418,33 @@ def eval_command(
     """
     import os
 
-    from limo_ray.evaluate import run_eval
+    from limo_ray.evaluate import EvalRequest, run_eval
 
-    resolved = _load(config, overrides)
+    loaded = _load(config, overrides)
+    checkpoints = _checkpoints(loaded, checkpoint)
+    resolved = _resolved(loaded)
     folder = _run_dir(resolved, run_dir)
-    resolve = _path_resolver(resolved)
     judge_url = resolved.eval.judge_url
     with run_lock(folder):
         if endpoint is not None:
             if checkpoint:
                 raise LimoError("give --endpoint or --checkpoint, not both")
             key = os.environ.get(resolved.eval.api_key_env) if resolved.eval.api_key_env else None
-            report = run_eval(
-                resolved,
+            request = EvalRequest(
                 endpoint,
-                folder,
                 benchmark,
                 model,
                 key,
                 judge_url=judge_url,
                 judge_model=resolved.eval.judge_model,
                 judge_api_key=key,
-                resolve_path=resolve,
-                progress=typer.echo,
             )
+            report = run_eval(resolved, request, folder, progress=typer.echo)
         else:
             from limo_ray.run import evaluate_checkpoints
 
-            served = _checkpoints(resolved, checkpoint) or {n: resolved.models[n].path for n in resolved.serve.models}
-            report = evaluate_checkpoints(
-                resolved, served, folder, benchmark, resolve_path=resolve, progress=typer.echo
-            )
+            served = checkpoints or {n: resolved.models[n].path for n in resolved.serve.models}
+            report = evaluate_checkpoints(resolved, served, folder, benchmark, progress=typer.echo)
     for name in report.checkpoints:
         scores = ", ".join(
             f"{b} {s['pass@1']}% [{s['ci95'][0]}, {s['ci95'][1]}]" for b, s in report.data["checkpoints"][name].items()
@@ -462,10 +467,10 @@ def run_command(
     """
     from limo_ray.run import run_all
 
-    resolved = _load(config, overrides)
+    resolved = _resolved(_load(config, overrides))
     folder = _run_dir(resolved, run_dir)
     with run_lock(folder):
-        summary = run_all(resolved, folder, _path_resolver(resolved), log=typer.echo)
+        summary = run_all(resolved, folder, log=typer.echo)
     typer.echo((folder / "summary.md").read_text(encoding="utf-8"))
     typer.echo(f"summary: {summary.files['summary']}")
 
@@ -509,7 +514,7 @@ def benchmarks_list(config: ConfigOption = "tiny", overrides: SetOption = None) 
     from limo_ray.benchmarks import BenchmarkRegistry
 
     resolved = _load(config, overrides)
-    registry = BenchmarkRegistry.from_files(resolved.benchmarks.registry_files)
+    registry = BenchmarkRegistry.from_config(resolved.benchmarks)
     for bench in registry.select("all"):
         decoding = (
             "greedy"
@@ -530,7 +535,7 @@ def benchmarks_paper(config: ConfigOption = "tiny", overrides: SetOption = None)
     from limo_ray.benchmarks import BenchmarkRegistry
 
     resolved = _load(config, overrides)
-    typer.echo(json.dumps(BenchmarkRegistry.from_files(resolved.benchmarks.registry_files).paper_table(), indent=2))
+    typer.echo(json.dumps(BenchmarkRegistry.from_config(resolved.benchmarks).paper_table(), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

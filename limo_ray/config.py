@@ -305,6 +305,9 @@ class BenchmarksConfig(StrictModel):
     data_root: str | None = None
     # Extra registry YAML files: a user's own benchmarks, same schema as the built-in registry.
     registry_files: list[str] = Field(default_factory=list)
+    # A file per benchmark name that replaces its registry path (your own copy of a set); the entry step also
+    # writes the toy world's benchmark file here, so nothing past it sees a `toy:` path.
+    paths: dict[str, str] = Field(default_factory=dict)
 
 
 class ClusterConfig(StrictModel):

@@ -18,12 +18,14 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from limo_ray.config import RunConfig
+from limo_ray.curate.export import DATASET_JSONL
+from limo_ray.curate.stage import Stage
 from limo_ray.errors import LimoError
 from limo_ray.runfolder import write_json_atomic, write_resolved_config, write_text_atomic
 
@@ -33,14 +35,14 @@ SUMMARY_MD, SUMMARY_JSON, LOSS_PNG = "summary.md", "summary.json", "loss.png"
 BASE, CURATED, RANDOM = "student-base", "student-curated", "student-random"
 
 
-def checkpoint_identity(name: str, path: str, resolve_path: Callable[[str], str] | None = None) -> str:
+def checkpoint_identity(name: str, path: str) -> str:
     """What the eval cache keys a served checkpoint's answers by: its name and what its weights are.
 
     A local folder is identified by its weight and config files' names, sizes and modification times (a
     retrained checkpoint under the same name is evaluated again; hashing 64 GB of weights per eval would cost
     minutes for nothing); a hub name by itself.
     """
-    folder = Path(resolve_path(path) if resolve_path and path.startswith("toy:") else path).expanduser()
+    folder = Path(path).expanduser()
     if not folder.is_dir():
         return f"{name}|{path}"
     files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"))
@@ -53,7 +55,6 @@ def evaluate_checkpoints(
     checkpoints: Mapping[str, str],
     run_dir: Path,
     benchmarks: list[str] | None = None,
-    resolve_path: Callable[[str], str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Any:
     """Serve `checkpoints` ({served name: folder or hub name}) with Ray Serve, evaluate them, stop the server.
@@ -62,46 +63,41 @@ def evaluate_checkpoints(
     are cached in the run folder, so the last group's report covers every checkpoint. A group whose answers are
     all cached already is not served at all: the report is built from the cache.
     """
-    from limo_ray.evaluate import run_eval, unanswered
+    from limo_ray.evaluate import EvalRequest, run_eval, unanswered
     from limo_ray.serve import run_server
     from limo_ray.serve.app import serving_groups
 
     if not checkpoints:
         raise LimoError("nothing to evaluate: give --checkpoint or --endpoint, or list serve.models in the config")
     say = progress or (lambda _line: None)
-    ids = {name: checkpoint_identity(name, path, resolve_path) for name, path in checkpoints.items()}
+    ids = {name: checkpoint_identity(name, path) for name, path in checkpoints.items()}
     judge_url = config.eval.judge_url
     judge = config.eval.judge_model if judge_url is None else None
     key = os.environ.get(config.serve.api_key_env) if config.serve.api_key_env else None
-    common: dict[str, Any] = {
-        "resolve_path": resolve_path,
-        "progress": progress,
-        "report_order": list(checkpoints),
-        "checkpoint_ids": ids,
-    }
     report = None
-    for group in serving_groups(config, checkpoints, resolve_path=resolve_path):
-        if not unanswered(config, run_dir, {name: ids[name] for name in group}, benchmarks, resolve_path):
+    for group in serving_groups(config, checkpoints):
+        if not unanswered(config, run_dir, {name: ids[name] for name in group}, benchmarks):
             say(f"eval: every answer of {', '.join(group)} is cached: nothing to serve")
-            report = run_eval(config, None, run_dir, benchmarks, list(group), **common)
+            cached = EvalRequest(None, benchmarks, list(group), report_order=list(checkpoints), checkpoint_ids=ids)
+            report = run_eval(config, cached, run_dir, progress)
             continue
         served = dict(group)
         if judge is not None:
             served[judge] = config.models[judge].path
-        handle = run_server(config, served, resolve_path=resolve_path)
+        handle = run_server(config, served)
         try:
-            report = run_eval(
-                config,
+            request = EvalRequest(
                 handle.url,
-                run_dir,
                 benchmarks,
                 list(group),
                 key,
                 judge_url=handle.url if judge else judge_url,
                 judge_model=config.eval.judge_model,
                 judge_api_key=key,
-                **common,
+                report_order=list(checkpoints),
+                checkpoint_ids=ids,
             )
+            report = run_eval(config, request, run_dir, progress)
         finally:
             handle.shutdown()
     return report
@@ -117,63 +113,34 @@ class RunSummary:
         self.steps[step] = {"seconds": round(time.perf_counter() - began, 1), **facts}
 
 
-def run_all(
-    config: RunConfig,
-    run_dir: Path,
-    resolve_path: Callable[[str], str],
-    log: Callable[[str], None] = print,
-) -> RunSummary:
-    """curate -> train -> baseline curate -> baseline train -> eval (three students) -> summary."""
-    from limo_ray.curate.baseline import random_baseline_stages
-    from limo_ray.curate.context import CurateContext
-    from limo_ray.curate.pipeline import run_curation
-    from limo_ray.train import run_training
+def run_all(config: RunConfig, run_dir: Path, log: Callable[[str], None] = print) -> RunSummary:
+    """curate -> train -> baseline curate -> baseline train -> eval (three students) -> summary.
+
+    `config` is resolved (no `toy:` references left): the CLI's entry step did that."""
+    from limo_ray.curate.pipeline import curation_stages, random_control_stages
 
     run_dir = Path(run_dir).resolve()
     write_resolved_config(config, run_dir)
     summary = RunSummary(run_dir)
-    student = resolve_path(config.models[config.train.model].path)
+    student = config.models[config.train.model].path
 
-    began = time.perf_counter()
     log(f"[run] curate -> {run_dir / 'curate'}")
-    outcomes = run_curation(CurateContext(config=config, run_dir=run_dir, resolve_path=resolve_path, log=log))
-    dataset = run_dir / "curate" / "dataset.jsonl"
-    size = sum(1 for line in dataset.read_text(encoding="utf-8").splitlines() if line.strip())
-    if size == 0:
-        raise LimoError(f"curation produced an empty dataset ({dataset}): see {run_dir / 'curate' / 'README.md'}")
-    summary.record("curate", began, skipped=all(o.skipped for o in outcomes), samples=size)
-
-    began = time.perf_counter()
-    log(f"[run] train the student on {size} curated samples -> {run_dir / 'train'}")
-    curated = run_training(config, run_dir, dataset, student)
-    log(f"[run] train: {curated.status()}")
-    _require_complete(curated, "curated")
-    summary.record("train", began, skipped=curated.skipped, final_loss=curated.final_loss, steps=curated.steps)
+    curated, size = _curate_and_train(config, run_dir, curation_stages(config), student, "curated", summary, log, "")
 
     baseline_dir = run_dir / BASELINE_DIR
-    began = time.perf_counter()
     log(f"[run] control: a random selection of {size} problems, same chain models -> {baseline_dir / 'curate'}")
-    baseline_ctx = CurateContext(config=config, run_dir=baseline_dir, resolve_path=resolve_path, log=log)
-    base_outcomes = run_curation(baseline_ctx, stages=random_baseline_stages(size))
-    random_dataset = baseline_dir / "curate" / "dataset.jsonl"
-    random_size = sum(1 for line in random_dataset.read_text(encoding="utf-8").splitlines() if line.strip())
-    summary.record("baseline_curate", began, skipped=all(o.skipped for o in base_outcomes), samples=random_size)
-
-    began = time.perf_counter()
-    log(f"[run] train the student on the {random_size} random samples -> {baseline_dir / 'train'}")
-    random_run = run_training(config, baseline_dir, random_dataset, student)
-    log(f"[run] train (control): {random_run.status()}")
-    _require_complete(random_run, "random-selection")
-    summary.record("baseline_train", began, skipped=random_run.skipped, final_loss=random_run.final_loss)
+    write_resolved_config(config, baseline_dir)
+    control = random_control_stages(config, size)
+    random_run, _ = _curate_and_train(config, baseline_dir, control, student, "random", summary, log, "baseline_")
 
     began = time.perf_counter()
     checkpoints = {BASE: student, CURATED: str(curated.checkpoint), RANDOM: str(random_run.checkpoint)}
     log(f"[run] evaluate {', '.join(checkpoints)} on {', '.join(config.eval.benchmarks)}")
-    report = evaluate_checkpoints(config, checkpoints, run_dir, resolve_path=resolve_path, progress=log)
+    report = evaluate_checkpoints(config, checkpoints, run_dir, progress=log)
     summary.record("eval", began)
 
     summary.files = {
-        "dataset": str(dataset),
+        "dataset": str(run_dir / "curate" / DATASET_JSONL),
         "data_card": str(run_dir / "curate" / "README.md"),
         "ledger": str(run_dir / "curate" / "ledger.parquet"),
         "checkpoint": str(curated.checkpoint),
@@ -183,6 +150,42 @@ def run_all(
     }
     write_summary(summary, config, report.data, [curated.metrics_path, random_run.metrics_path])
     return summary
+
+
+def _curate_and_train(
+    config: RunConfig,
+    run_dir: Path,
+    stages: Sequence[Stage],
+    student: str,
+    what: str,
+    summary: RunSummary,
+    log: Callable[[str], None],
+    step_prefix: str,
+) -> tuple[Any, int]:
+    """Curate into `run_dir/curate` with `stages`, then fine-tune the student on the dataset (both resumable).
+
+    Returns the training result and the dataset's size."""
+    from limo_ray.curate.context import CurateContext
+    from limo_ray.curate.pipeline import run_curation
+    from limo_ray.train import run_training
+
+    began = time.perf_counter()
+    outcomes = run_curation(CurateContext(run_dir=run_dir, cluster=config.cluster, log=log), stages)
+    dataset = run_dir / "curate" / DATASET_JSONL
+    size = sum(1 for line in dataset.read_text(encoding="utf-8").splitlines() if line.strip())
+    if size == 0:
+        raise LimoError(f"curation produced an empty dataset ({dataset}): see {run_dir / 'curate' / 'README.md'}")
+    summary.record(f"{step_prefix}curate", began, skipped=all(o.skipped for o in outcomes), samples=size)
+
+    began = time.perf_counter()
+    log(f"[run] train the student on {size} {what} samples -> {run_dir / 'train'}")
+    result = run_training(config, run_dir, dataset, student)
+    log(f"[run] train ({what}): {result.status()}")
+    _require_complete(result, what)
+    summary.record(
+        f"{step_prefix}train", began, skipped=result.skipped, final_loss=result.final_loss, steps=result.steps
+    )
+    return result, size
 
 
 def _require_complete(result: Any, what: str) -> None:
@@ -214,7 +217,7 @@ def write_summary(summary: RunSummary, config: RunConfig, report: Mapping[str, A
     from limo_ray.curate.context import CurateContext
 
     run_dir = summary.run_dir
-    stages = funnel(CurateContext(config=config, run_dir=run_dir))
+    stages = funnel(CurateContext(run_dir=run_dir))
     loss_png = plot_losses({"curated": metrics_paths[0], "random": metrics_paths[1]}, run_dir / LOSS_PNG)
     summary.files["loss_plot"] = str(loss_png)
     summary.files["summary"] = str(run_dir / SUMMARY_MD)

@@ -7,6 +7,7 @@ it, and a killed run leaves either the old file or the new one. A stage is compl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -98,18 +99,38 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / config.name
 
 
-def write_resolved_config(config: RunConfig, run_dir: str | os.PathLike[str]) -> Path:
-    """Store the resolved config in the run folder; refuse to mix two different configs in one folder."""
+def write_resolved_config(config: RunConfig, run_dir: str | os.PathLike[str]) -> list[str]:
+    """Store the config this command runs with; return the settings that differ from the one stored before.
+
+    A run folder may be re-run with changed settings: each stage guards its own outputs by the key of the
+    settings it read (`settings_key`), so a change no finished stage depends on (`eval.concurrency`) just
+    takes effect, and one a finished stage depends on stops that stage, naming what changed.
+    """
     path = Path(run_dir) / CONFIG_FILE
+    changed: list[str] = []
     if path.is_file():
-        existing = read_resolved_config(run_dir)
-        if existing.content_hash() != config.content_hash():
-            raise LimoError(
-                f"{path} holds a different config (hash {existing.content_hash()} vs {config.content_hash()}): "
-                "use a new --run-dir, or the same config and overrides as before"
-            )
-        return path
-    return write_text_atomic(path, config.to_yaml())
+        changed = changed_settings(
+            read_resolved_config(run_dir).model_dump(mode="json"), config.model_dump(mode="json")
+        )
+        if not changed:
+            return []
+    write_text_atomic(path, config.to_yaml())
+    return changed
+
+
+def settings_key(settings: Mapping[str, Any]) -> str:
+    """A short, stable hash of a settings view (JSON-able)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def changed_settings(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the leaves that differ between two settings views (`train.learning_rate`)."""
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        names: list[str] = []
+        for key in sorted({*before, *after}, key=str):
+            names += changed_settings(before.get(key), after.get(key), f"{prefix}{key}.")
+        return names
+    return [] if before == after else [prefix.rstrip(".") or "(all)"]
 
 
 def read_resolved_config(run_dir: str | os.PathLike[str]) -> RunConfig:

@@ -12,13 +12,15 @@ from limo_ray.errors import LimoError
 from limo_ray.runfolder import Manifest, atomic_open, is_complete, read_resolved_config, write_resolved_config
 
 
-def test_resolved_config_is_written_and_a_different_config_is_refused(tmp_path: Path) -> None:
+def test_resolved_config_is_written_and_a_change_is_stored_with_the_settings_that_changed(tmp_path: Path) -> None:
     cfg = load_config("tiny")
-    write_resolved_config(cfg, tmp_path)
+    assert write_resolved_config(cfg, tmp_path) == []
     assert read_resolved_config(tmp_path) == cfg
-    write_resolved_config(cfg, tmp_path)  # same config again: fine (resume)
-    with pytest.raises(LimoError, match="different config"):
-        write_resolved_config(load_config("tiny", ["train.epochs=9"]), tmp_path)
+    assert write_resolved_config(cfg, tmp_path) == []  # same config again (resume)
+    changed = load_config("tiny", ["train.epochs=9", "eval.concurrency=3"])
+    # Stages guard their own outputs by their settings; the folder keeps the config the last command ran with.
+    assert write_resolved_config(changed, tmp_path) == ["eval.concurrency", "train.epochs"]
+    assert read_resolved_config(tmp_path) == changed
 
 
 def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:

@@ -8,14 +8,14 @@ YAML file of entries in the same schema (`benchmarks.registry_files` in the run 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from limo_ray.config import DecodingConfig, EvalConfig, StrictModel, parse_yaml
+from limo_ray.config import BenchmarksConfig, DecodingConfig, EvalConfig, StrictModel, parse_yaml
 from limo_ray.errors import LimoError
 from limo_ray.records import FORMAT_NAMES, LoadResult, load_problems
 
@@ -33,10 +33,8 @@ class Benchmark(StrictModel):
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     paper: dict[str, float] = Field(default_factory=dict)
 
-    def resolve_path(self, data_root: str | None, resolve: Callable[[str], str] | None = None) -> str:
-        """The file to read: special paths (`toy:benchmark`) through `resolve`, relative ones under the root."""
-        if resolve is not None and ":" in self.path and "://" not in self.path:
-            return resolve(self.path)
+    def resolve_path(self, data_root: str | None) -> str:
+        """The file to read: an absolute path or URI as is, a relative one under the data root."""
         if "://" in self.path or Path(self.path).is_absolute():
             return self.path
         root = data_root or os.environ.get(DATA_ROOT_ENV)
@@ -63,11 +61,20 @@ class BenchmarkRegistry:
             self._by_name[bench.name] = bench
 
     @classmethod
-    def from_files(cls, files: Iterable[str | Path] = ()) -> BenchmarkRegistry:
+    def from_files(cls, files: Iterable[str | Path] = (), paths: Mapping[str, str] | None = None) -> BenchmarkRegistry:
+        """The built-in registry, then `files`; `paths` replaces named entries' files."""
         entries: list[Benchmark] = []
         for path in [BUILTIN_REGISTRY, *files]:
             entries.extend(_read_registry_file(Path(path)))
-        return cls(entries)
+        overrides = dict(paths or {})
+        unknown = sorted(set(overrides) - {e.name for e in entries})
+        if unknown:
+            raise LimoError(f"benchmarks.paths names unknown benchmarks: {', '.join(unknown)}")
+        return cls(e.model_copy(update={"path": overrides[e.name]}) if e.name in overrides else e for e in entries)
+
+    @classmethod
+    def from_config(cls, benchmarks: BenchmarksConfig) -> BenchmarkRegistry:
+        return cls.from_files(benchmarks.registry_files, benchmarks.paths)
 
     def names(self) -> list[str]:
         return list(self._by_name)
@@ -81,27 +88,25 @@ class BenchmarkRegistry:
     def select(self, names: Iterable[str] | Literal["all"]) -> list[Benchmark]:
         return list(self._by_name.values()) if names == "all" else [self.get(n) for n in names]
 
-    def load(
-        self, name: str, data_root: str | None = None, resolve: Callable[[str], str] | None = None
-    ) -> LoadedBenchmark:
+    def load(self, name: str, data_root: str | None = None) -> LoadedBenchmark:
         """Read a benchmark's items as Problems; every row is kept or quarantined with a reason."""
         bench = self.get(name)
-        result = load_problems([bench.resolve_path(data_root, resolve)], fmt=bench.format)
+        result = load_problems([bench.resolve_path(data_root)], fmt=bench.format)
         if bench.items is not None and result.rows_in != bench.items:
             raise LimoError(
-                f"benchmark {name!r}: expected {bench.items} items in {bench.resolve_path(data_root, resolve)}, "
+                f"benchmark {name!r}: expected {bench.items} items in {bench.resolve_path(data_root)}, "
                 f"found {result.rows_in}: is it the same release the registry describes?"
             )
         return LoadedBenchmark(bench, result)
 
     def available(
-        self, names: Iterable[str] | Literal["all"], data_root: str | None, resolve: Callable[[str], str] | None = None
+        self, names: Iterable[str] | Literal["all"], data_root: str | None
     ) -> tuple[list[Benchmark], list[str]]:
         """(benchmarks whose data can be read, "name: why not" for the others)."""
         present, missing = [], []
         for bench in self.select(names):
             try:
-                path = bench.resolve_path(data_root, resolve)
+                path = bench.resolve_path(data_root)
             except LimoError as exc:
                 missing.append(f"{bench.name}: {exc}")
                 continue

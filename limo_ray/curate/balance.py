@@ -13,11 +13,11 @@ import hashlib
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from limo_ray.config import RunConfig
+from limo_ray.config import BalanceConfig, DedupConfig
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.dedup import dedup_key, shingles
 from limo_ray.curate.stage import Decision, Stage, StageResult
@@ -61,18 +61,15 @@ def farthest_first(signatures: np.ndarray, count: int, rng: random.Random) -> li
     return picked
 
 
+@dataclass(frozen=True)
 class Balance(Stage):
     name = "balance"
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return {
-            **config.curate.balance.model_dump(mode="json"),
-            "seed": config.seed,
-            "dedup": config.curate.dedup.model_dump(mode="json"),
-        }
+    balance: BalanceConfig
+    dedup: DedupConfig  # MinHash shingles and permutations for the diversity pick, as dedup measures similarity
+    seed: int
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        settings = ctx.config.curate.balance
+        settings = self.balance
         by_cell: dict[Cell, list[Problem]] = defaultdict(list)
         for p in problems:
             by_cell[cell_of(p, settings.cells)].append(p)
@@ -82,7 +79,7 @@ class Balance(Stage):
         even_share = target / max(len(supply), 1)
         chosen: set[str] = set()
         for cell, items in sorted(by_cell.items()):
-            chosen.update(p.id for p in self._pick(ctx, cell, items, quotas[cell]))
+            chosen.update(p.id for p in self._pick(cell, items, quotas[cell]))
         decisions, kept = [], []
         for p in problems:
             cell = cell_of(p, settings.cells)
@@ -103,20 +100,19 @@ class Balance(Stage):
             facts={"target": target, "dimensions": list(settings.cells), "cells": cells, "short_cells": short},
         )
 
-    def _pick(self, ctx: CurateContext, cell: Cell, items: list[Problem], quota: int) -> list[Problem]:
+    def _pick(self, cell: Cell, items: list[Problem], quota: int) -> list[Problem]:
         if quota >= len(items):
             return items
-        seed = int(hashlib.sha256(f"{ctx.config.seed}/{'/'.join(cell)}".encode()).hexdigest()[:8], 16)
+        seed = int(hashlib.sha256(f"{self.seed}/{'/'.join(cell)}".encode()).hexdigest()[:8], 16)
         rng = random.Random(seed)
-        if ctx.config.curate.balance.diversity == "none":
+        if self.balance.diversity == "none":
             return rng.sample(items, quota)
         from datasketch import MinHash
 
-        dedup = ctx.config.curate.dedup
         hashes = MinHash.bulk(
-            [list(shingles(dedup_key(p.problem), dedup.shingle_size)) for p in items],
-            num_perm=dedup.num_perm,
-            seed=ctx.config.seed + 1,
+            [list(shingles(dedup_key(p.problem), self.dedup.shingle_size)) for p in items],
+            num_perm=self.dedup.num_perm,
+            seed=self.seed + 1,
         )
         signatures = np.stack([h.hashvalues for h in hashes])
         return [items[i] for i in farthest_first(signatures, quota, rng)]

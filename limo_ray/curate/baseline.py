@@ -12,15 +12,13 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
-from limo_ray.config import RunConfig
 from limo_ray.curate.context import CurateContext
-from limo_ray.curate.quality_stage import Quality, read_scored_chains
-from limo_ray.curate.select import SELECTED_FILE, Select, best_chains
+from limo_ray.curate.quality_stage import read_scored_chains
+from limo_ray.curate.select import Select, best_chains, write_selected
 from limo_ray.curate.stage import Decision, Stage, StageResult
 from limo_ray.records import Problem
-from limo_ray.runfolder import write_json_atomic
 
 # Candidates per wanted sample: random problems include ones no chain model solves (the hardest levels).
 OVERSAMPLE = 1.5
@@ -32,20 +30,18 @@ def _random_order(problems: Sequence[Problem], seed: int) -> list[Problem]:
     return ordered
 
 
+@dataclass(frozen=True)
 class RandomSample(Stage):
-    """A seeded random sample of `ceil(size * OVERSAMPLE)` problems: the baseline's stand-in for the cascade."""
+    """A seeded random sample of `ceil(size * oversample)` problems: the baseline's stand-in for the cascade."""
 
     name = "random_sample"
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return {"size": self.size, "oversample": OVERSAMPLE, "seed": config.seed}
+    size: int
+    seed: int
+    oversample: float = OVERSAMPLE
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        wanted = math.ceil(self.size * OVERSAMPLE)
-        order = _random_order(problems, ctx.config.seed)
+        wanted = math.ceil(self.size * self.oversample)
+        order = _random_order(problems, self.seed)
         chosen = {p.id for p in order[:wanted]}
         kept = [p for p in problems if p.id in chosen]
         decisions = [
@@ -55,18 +51,15 @@ class RandomSample(Stage):
         return StageResult(kept, decisions, facts={"size": self.size, "candidates": len(kept)})
 
 
+@dataclass(frozen=True)
 class RandomSelect(Select):
     """Like `select` (best chain per problem, same file for `export`), but the problems in random order."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return {**super().config_view(config), "size": self.size, "order": "random", "seed": config.seed}
+    seed: int = 0
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        best = best_chains(read_scored_chains(ctx.stage_dir(Quality.name)), ctx.config.curate.chains.models)
-        candidates = [p for p in _random_order(problems, ctx.config.seed) if p.id in best]
+        best = best_chains(read_scored_chains(ctx.curate_dir), self.models)
+        candidates = [p for p in _random_order(problems, self.seed) if p.id in best]
         chosen = {p.id for p in candidates[: self.size]}
         kept = [p for p in problems if p.id in chosen]
         decisions = [
@@ -78,28 +71,5 @@ class RandomSelect(Select):
             )
             for p in candidates
         ]
-        write_json_atomic(
-            ctx.stage_dir(self.name) / SELECTED_FILE,
-            {p.id: {k: v for k, v in best[p.id].items() if k != "response"} for p in kept},
-        )
+        write_selected(ctx.curate_dir, best, kept)
         return StageResult(kept, decisions, facts={"size": self.size, "candidates": len(candidates)})
-
-
-def random_baseline_stages(size: int) -> list[Stage]:
-    """ingest -> dedup -> decontaminate -> random_sample -> chains -> quality -> select (random) -> export."""
-    from limo_ray.curate.chains import Chains
-    from limo_ray.curate.decontaminate import Decontaminate
-    from limo_ray.curate.dedup import Dedup
-    from limo_ray.curate.export import Export
-    from limo_ray.curate.ingest import Ingest
-
-    return [
-        Ingest(),
-        Dedup(),
-        Decontaminate(),
-        RandomSample(size),
-        Chains(),
-        Quality(),
-        RandomSelect(size),
-        Export(),
-    ]

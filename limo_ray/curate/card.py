@@ -14,7 +14,7 @@ from typing import Any
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.stage import read_decisions
 from limo_ray.records import Sample
-from limo_ray.runfolder import Manifest, write_text_atomic
+from limo_ray.runfolder import CONFIG_FILE, Manifest, read_resolved_config, write_text_atomic
 
 CARD_FILE = "README.md"
 # Every stage a curation pipeline may run, in order; the card shows those that completed (the random-selection
@@ -62,7 +62,9 @@ def _solve_rates(ctx: CurateContext, stage: str) -> list[float]:
 
 
 def write_card(ctx: CurateContext, samples: Sequence[Sample]) -> Path:
+    """The data card; its config section is the run folder's resolved config, when there is one."""
     folder = ctx.curate_dir
+    config = read_resolved_config(ctx.run_dir) if (ctx.run_dir / CONFIG_FILE).is_file() else None
     stages = funnel(ctx)
     plots = _plots(ctx, stages, samples)
     cells = Counter(
@@ -73,7 +75,7 @@ def write_card(ctx: CurateContext, samples: Sequence[Sample]) -> Path:
     balance = Manifest.read(ctx.stage_dir("balance"))
     short = balance.extra.get("short_cells", []) if balance else []
     lines = [
-        f"# Data card: {ctx.config.name}",
+        f"# Data card: {config.name if config else ctx.run_dir.name}",
         "",
         f"{len(samples)} samples (`dataset.jsonl`, `dataset.parquet`): one problem each with its best correct "
         "reasoning chain, in the LIMO format (`id, system, problem, response, answer, provenance`).",
@@ -109,13 +111,9 @@ def write_card(ctx: CurateContext, samples: Sequence[Sample]) -> Path:
         "",
         f"![chains]({plots['chains']})",
         "",
-        "## Config",
-        "",
-        "```yaml",
-        ctx.config.to_yaml().rstrip(),
-        "```",
-        "",
     ]
+    if config is not None:
+        lines += ["## Config", "", "```yaml", config.to_yaml().rstrip(), "```", ""]
     return write_text_atomic(folder / CARD_FILE, "\n".join(lines))
 
 

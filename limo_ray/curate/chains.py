@@ -8,52 +8,52 @@ already drawn is never drawn again.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
 
-from limo_ray.config import RunConfig
+from limo_ray.config import SamplingConfig
 from limo_ray.curate.context import CurateContext
+from limo_ray.curate.filters import engine_inputs
 from limo_ray.curate.generations import GenerationStore
 from limo_ray.curate.sampling import attempt_keys, build_prompts, log_requests, sample_and_grade
-from limo_ray.curate.stage import Decision, Resources, Stage, StageResult
-from limo_ray.engine import engine_spec
+from limo_ray.curate.stage import Decision, SideFile, Stage, StageResult
+from limo_ray.engine import EngineSpec
 from limo_ray.records import Problem
 
-
-def chain_store(ctx: CurateContext, model: str) -> GenerationStore:
-    return GenerationStore(chain_store_path(ctx.stage_dir(Chains.name), model))
-
-
-def chain_store_path(folder: Path, model: str) -> Path:
-    return folder / "generations" / model
+# One generation cache per chain model under it: what the quality stage scores.
+CHAIN_GENERATIONS = SideFile("chains", "generations")
 
 
+def chain_store(curate_dir: Path, model: str) -> GenerationStore:
+    return GenerationStore(CHAIN_GENERATIONS.path(curate_dir) / model)
+
+
+@dataclass(frozen=True)
 class Chains(Stage):
     name = "chains"
-    resources: ClassVar[Resources] = Resources(cpus=1)
+    writes = (CHAIN_GENERATIONS,)
+    engines: tuple[EngineSpec, ...]  # one per chain model, in the config's order
+    per_model: int
+    sampling: SamplingConfig
 
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        chains = config.curate.chains
-        return {
-            "models": {m: config.models[m].model_dump(mode="json") for m in chains.models},
-            "per_model": chains.per_model,
-            "sampling": chains.sampling.model_dump(mode="json"),
-            "prompt": config.prompt.model_dump(mode="json"),
-            "seed": config.seed,
-        }
+    def inputs(self) -> list[str]:
+        return [path for spec in self.engines for path in engine_inputs(spec)]
+
+    def resources(self) -> list[dict[str, float]]:
+        # Chain models run one after another: a worker holds one engine at a time.
+        return max((spec.bundles() for spec in self.engines), key=len, default=[])
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        settings = ctx.config.curate.chains
-        sampling = settings.sampling.model_dump()
+        sampling = self.sampling.model_dump()
         answers = {p.id: p.answer for p in problems}
         per_problem: dict[str, dict[str, dict[str, int]]] = {p.id: {} for p in problems}
         tokens = 0
         timings: list[dict[str, object]] = []
-        for model in settings.models:
-            spec = engine_spec(ctx.config, model, resolve_path=ctx.resolve_path)
-            store = chain_store(ctx, model)
+        for spec in self.engines:
+            model = spec.name
+            store = chain_store(ctx.curate_dir, model)
             prompts = build_prompts(spec, problems)
-            keys = attempt_keys(spec, sampling, prompts, settings.per_model)
+            keys = attempt_keys(spec, sampling, prompts, self.per_model)
             requests = []
             for p in problems:
                 missing = [i for i, key in enumerate(keys[p.id]) if key not in store]
@@ -61,7 +61,7 @@ class Chains(Stage):
                     requests.append(
                         {"problem_id": p.id, "prompt": prompts[p.id], "n": len(missing), "attempt_indices": missing}
                     )
-            ctx.log(f"[curate] chains: {model}: {len(requests)} problems x up to {settings.per_model} chains")
+            ctx.log(f"[curate] chains: {model}: {len(requests)} problems x up to {self.per_model} chains")
             if requests:
                 log_requests(ctx.stage_dir(self.name) / "requests", model, requests)
                 stats = sample_and_grade(ctx, self.name, spec, sampling, requests, keys, store, answers, 0)
@@ -81,4 +81,5 @@ class Chains(Stage):
                 decisions.append(Decision(p.id, "kept", "has_correct_chain", facts))
             else:
                 decisions.append(Decision(p.id, "dropped", "no_correct_chain", facts))
-        return StageResult(kept, decisions, tokens=tokens, facts={"models": list(settings.models), "timings": timings})
+        models = [spec.name for spec in self.engines]
+        return StageResult(kept, decisions, tokens=tokens, facts={"models": models, "timings": timings})

@@ -1,4 +1,4 @@
-"""What every curation stage is given: the run's config, its folder, and how to resolve special paths."""
+"""What every curation stage is given besides its settings: the run folder, the cluster, the log and the engines."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from limo_ray.config import RunConfig
+from limo_ray.config import ClusterConfig
 from limo_ray.curate.metrics import CurateMetrics
 from limo_ray.engine.pool import EngineCache
-
-
-def _identity(path: str) -> str:
-    return path
 
 
 def _print(line: str) -> None:
@@ -23,10 +19,9 @@ def _print(line: str) -> None:
 
 @dataclass(frozen=True)
 class CurateContext:
-    config: RunConfig
     run_dir: Path
-    # Maps special paths (`toy:pool`, `toy:weak`) to real ones; the CLI passes the toy world's resolver.
-    resolve_path: Callable[[str], str] = _identity
+    # Where engines run; it decides placement, not what a stage produces, so it is not in any stage's key.
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: Callable[[str], None] = field(default=_print)
     # Engines stay up between rounds and stages on the same model; `run_curation` closes them at the end.
     engines: EngineCache = field(default_factory=EngineCache, compare=False, repr=False)
@@ -41,7 +36,3 @@ class CurateContext:
     @cached_property
     def metrics(self) -> CurateMetrics:
         return CurateMetrics()
-
-    @property
-    def data_root(self) -> str | None:
-        return self.config.benchmarks.data_root

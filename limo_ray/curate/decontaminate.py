@@ -19,12 +19,12 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from limo_ray.benchmarks import BenchmarkRegistry
-from limo_ray.config import RunConfig
+from limo_ray.config import BenchmarksConfig, DecontaminateConfig
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.stage import Decision, Stage, StageResult
+from limo_ray.errors import LimoError
 from limo_ray.records import Problem
 from limo_ray.runfolder import write_jsonl_atomic
 
@@ -111,29 +111,38 @@ def _ngrams(words: list[str], n: int) -> list[str]:
     return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
 
 
+@dataclass(frozen=True)
 class Decontaminate(Stage):
     name = "decontaminate"
+    decontaminate: DecontaminateConfig
+    benchmarks: BenchmarksConfig  # where the benchmark files are
 
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return {
-            **config.curate.decontaminate.model_dump(mode="json"),
-            "benchmarks_root": config.benchmarks.model_dump(mode="json"),
-        }
+    def inputs(self) -> list[str]:
+        """The benchmark files it would read, present or not (a missing one is reported when the stage runs)."""
+        paths = []
+        for bench in self._registry().select(self.decontaminate.benchmarks):
+            try:
+                paths.append(bench.resolve_path(self.benchmarks.data_root))
+            except LimoError:  # a relative path and no data root: reported as skipped by `run`
+                continue
+        return paths
+
+    def _registry(self) -> BenchmarkRegistry:
+        return BenchmarkRegistry.from_config(self.benchmarks)
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        settings = ctx.config.curate.decontaminate
-        registry = BenchmarkRegistry.from_files(ctx.config.benchmarks.registry_files)
-        present, missing = registry.available(settings.benchmarks, ctx.data_root, ctx.resolve_path)
+        settings = self.decontaminate
+        data_root = self.benchmarks.data_root
+        registry = self._registry()
+        present, missing = registry.available(settings.benchmarks, data_root)
         if missing and settings.benchmarks != "all":
-            from limo_ray.errors import LimoError
-
             raise LimoError("decontamination benchmarks not found: " + "; ".join(missing))
         for line in missing:
             ctx.log(f"[curate] decontaminate: skipping benchmark {line}")
         index = BenchmarkIndex(settings.ngram_sizes, settings.max_ngram_items, settings.min_overlap)
         items = 0
         for bench in present:
-            for item in registry.load(bench.name, ctx.data_root, ctx.resolve_path).result.problems:
+            for item in registry.load(bench.name, data_root).result.problems:
                 index.add(bench.name, item.id, item.problem)
                 items += 1
         for p in problems:

@@ -14,9 +14,9 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
-from limo_ray.config import RunConfig
+from limo_ray.config import DedupConfig
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.stage import Decision, Stage, StageResult
 from limo_ray.records import Problem
@@ -44,14 +44,14 @@ def shingles(key: str, size: int) -> set[bytes]:
     return {key[i : i + size].encode() for i in range(len(key) - size + 1)}
 
 
+@dataclass(frozen=True)
 class Dedup(Stage):
     name = "dedup"
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return config.curate.dedup.model_dump(mode="json")
+    dedup: DedupConfig
+    seed: int  # seeds the MinHash permutations
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        settings = ctx.config.curate.dedup
+        settings = self.dedup
         duplicate_of: dict[str, tuple[str, str]] = {}
         representatives: list[Problem] = []
         if settings.exact:
@@ -72,7 +72,7 @@ class Dedup(Stage):
                     settings.minhash_threshold,
                     settings.num_perm,
                     settings.shingle_size,
-                    ctx.config.seed,
+                    self.seed,
                 )
             )
         absorbed: dict[str, list[str]] = {}

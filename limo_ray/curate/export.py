@@ -10,37 +10,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from limo_ray.config import RunConfig
 from limo_ray.curate.card import write_card
 from limo_ray.curate.context import CurateContext
-from limo_ray.curate.quality_stage import Quality, read_scored_chains
-from limo_ray.curate.select import SELECTED_FILE, Select
-from limo_ray.curate.stage import Decision, Stage, StageResult, read_decisions
+from limo_ray.curate.quality_stage import SCORED_CHAINS, read_scored_chains
+from limo_ray.curate.select import SELECTED
+from limo_ray.curate.stage import Decision, SideFile, Stage, StageResult, read_decisions
 from limo_ray.records import Problem, Sample
 from limo_ray.runfolder import atomic_open, write_jsonl_atomic
 
 DATASET_JSONL = "dataset.jsonl"
 DATASET_PARQUET = "dataset.parquet"
+# The filters' per-problem facts go into each sample's provenance; the random control has no filters.
+FILTER_DECISIONS = (
+    SideFile("weak_filter", "decisions.parquet", optional=True),
+    SideFile("strong_filter", "decisions.parquet", optional=True),
+)
 
 
+@dataclass(frozen=True)
 class Export(Stage):
     name = "export"
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return {"system": config.prompt.system}
+    reads = (SELECTED, SCORED_CHAINS, *FILTER_DECISIONS)
+    system: str  # the system prompt every sample carries
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        selected = json.loads((ctx.stage_dir(Select.name) / SELECTED_FILE).read_text())
+        selected = json.loads(SELECTED.path(ctx.curate_dir).read_text())
         responses = {
-            (r["problem_id"], r["model"], r["attempt_index"]): r["response"]
-            for r in read_scored_chains(ctx.stage_dir(Quality.name))
+            (r["problem_id"], r["model"], r["attempt_index"]): r["response"] for r in read_scored_chains(ctx.curate_dir)
         }
-        facts = {stage: _facts_by_problem(ctx, stage) for stage in ("weak_filter", "strong_filter")}
+        facts = {side.stage: _facts_by_problem(side.path(ctx.curate_dir)) for side in FILTER_DECISIONS}
         samples = []
         for p in problems:
             chain = selected[p.id]
@@ -58,7 +63,7 @@ class Export(Stage):
             samples.append(
                 Sample(
                     id=p.id,
-                    system=ctx.config.prompt.system,
+                    system=self.system,
                     problem=p.problem,
                     response=response,
                     answer=p.answer,
@@ -75,8 +80,7 @@ class Export(Stage):
         return StageResult(list(problems), decisions, facts={"samples": len(samples)})
 
 
-def _facts_by_problem(ctx: CurateContext, stage: str) -> dict[str, dict[str, Any]]:
-    path = ctx.stage_dir(stage) / "decisions.parquet"
+def _facts_by_problem(path: Path) -> dict[str, dict[str, Any]]:
     return {d["problem_id"]: d["facts"] for d in read_decisions(path)} if path.is_file() else {}
 
 

@@ -10,45 +10,37 @@ requested again; each round's requests are logged under `requests/`, so that is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
-from limo_ray.config import RunConfig, SamplingConfig
+from limo_ray.config import SamplingConfig
 from limo_ray.curate.cascade import BandRule, Rule, WeakRule
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.generations import GenerationStore
 from limo_ray.curate.sampling import attempt_keys, build_prompts, log_requests, sample_and_grade
-from limo_ray.curate.stage import Decision, Resources, Stage, StageResult
-from limo_ray.engine import engine_spec
+from limo_ray.curate.stage import Decision, Stage, StageResult
+from limo_ray.engine import EngineSpec
 from limo_ray.records import Problem
 
 
+@dataclass(frozen=True)
 class DifficultyFilter(Stage):
-    """Shared loop of the weak and strong filters; subclasses give the settings and the rule."""
+    """Shared loop of the weak and strong filters: the engine, the rounds' sizes, the sampling and the rule."""
 
-    resources: ClassVar[Resources] = Resources(cpus=1)
+    engine: EngineSpec
+    rounds: tuple[int, ...]
+    sampling: SamplingConfig
+    rule: Rule
 
-    def settings(self, config: RunConfig) -> tuple[str, list[int], SamplingConfig]:
-        raise NotImplementedError
+    def inputs(self) -> list[str]:
+        return engine_inputs(self.engine)
 
-    def rule(self, config: RunConfig) -> Rule:
-        raise NotImplementedError
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        model, rounds, sampling = self.settings(config)
-        return {
-            "model": config.models[model].model_dump(mode="json"),
-            "rounds": rounds,
-            "sampling": sampling.model_dump(mode="json"),
-            "rule": repr(self.rule(config)),
-            "system": config.prompt.model_dump(mode="json"),
-            "seed": config.seed,
-        }
+    def resources(self) -> list[dict[str, float]]:
+        return self.engine.bundles()
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        model_name, rounds, sampling_config = self.settings(ctx.config)
-        rule = self.rule(ctx.config)
-        spec = engine_spec(ctx.config, model_name, resolve_path=ctx.resolve_path)
-        sampling = sampling_config.model_dump()
+        rounds, rule, spec = list(self.rounds), self.rule, self.engine
+        sampling = self.sampling.model_dump()
         folder = ctx.stage_dir(self.name)
         store = GenerationStore(folder / "generations")
         prompts = build_prompts(spec, problems)
@@ -122,24 +114,17 @@ class DifficultyFilter(Stage):
         return Decision(problem.id, status.verdict, status.reason, facts)
 
 
+def engine_inputs(spec: EngineSpec) -> list[str]:
+    return [spec.model, *([spec.tokenizer] if spec.tokenizer else [])]
+
+
+@dataclass(frozen=True)
 class WeakFilter(DifficultyFilter):
     name = "weak_filter"
-
-    def settings(self, config: RunConfig) -> tuple[str, list[int], SamplingConfig]:
-        weak = config.curate.weak
-        return weak.model, list(weak.rounds), weak.sampling
-
-    def rule(self, config: RunConfig) -> Rule:
-        return WeakRule(config.curate.weak.attempts)
+    rule: WeakRule
 
 
+@dataclass(frozen=True)
 class StrongFilter(DifficultyFilter):
     name = "strong_filter"
-
-    def settings(self, config: RunConfig) -> tuple[str, list[int], SamplingConfig]:
-        strong = config.curate.strong
-        return strong.model, list(strong.rounds), strong.sampling
-
-    def rule(self, config: RunConfig) -> Rule:
-        strong = config.curate.strong
-        return BandRule(strong.samples, strong.keep_min, strong.keep_max)
+    rule: BandRule

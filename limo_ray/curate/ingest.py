@@ -8,26 +8,28 @@ order, which is stable because sources are read in sorted order. The original id
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
-from limo_ray.config import RunConfig
+from limo_ray.config import PoolConfig
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.stage import Decision, Stage, StageResult
 from limo_ray.errors import LimoError
 from limo_ray.records import BadRow, Problem, expand_sources, iter_records
 
 
+@dataclass(frozen=True)
 class Ingest(Stage):
     name = "ingest"
+    pool: PoolConfig
 
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return config.curate.pool.model_dump(mode="json")
+    def inputs(self) -> list[str]:
+        return list(self.pool.sources)
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        pool = ctx.config.curate.pool
+        pool = self.pool
         if not pool.sources:
             raise LimoError("curate.pool.sources is empty: list pool files in the config or pass --pool FILE")
-        uris = expand_sources([ctx.resolve_path(s) for s in pool.sources])
+        uris = expand_sources(list(pool.sources))
         fields = {f"{k}_field": v for k, v in pool.fields.model_dump().items() if v is not None} or None
         kept: list[Problem] = []
         rejected: list[BadRow] = []
@@ -39,7 +41,7 @@ class Ingest(Stage):
                     continue
                 kept.append(_unique(item, seen))
         decisions = [Decision(p.id, "kept", "ingested", {"source": p.source, "line": p.source_line}) for p in kept]
-        return StageResult(kept, decisions, rejected, facts={"files": uris})
+        return StageResult(kept, decisions, rejected, rows_in=len(kept) + len(rejected), facts={"files": uris})
 
 
 def _unique(problem: Problem, seen: dict[str, int]) -> Problem:

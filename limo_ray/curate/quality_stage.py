@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from limo_ray.config import RunConfig
-from limo_ray.curate.chains import chain_store
+from limo_ray.config import QualityConfig
+from limo_ray.curate.chains import CHAIN_GENERATIONS, chain_store
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.quality import score_chain
-from limo_ray.curate.stage import Decision, Stage, StageResult
+from limo_ray.curate.stage import Decision, SideFile, Stage, StageResult
 from limo_ray.records import Problem
 from limo_ray.runfolder import atomic_open
 
-CHAINS_FILE = "chains.parquet"
+SCORED_CHAINS = SideFile("quality", "chains.parquet")
 SCORED_SCHEMA = pa.schema(
     [
         ("problem_id", pa.string()),
@@ -37,23 +38,25 @@ SCORED_SCHEMA = pa.schema(
 )
 
 
-def read_scored_chains(folder: Path) -> list[dict[str, Any]]:
-    rows = pq.read_table(folder / CHAINS_FILE, schema=SCORED_SCHEMA).to_pylist()
+def read_scored_chains(curate_dir: Path) -> list[dict[str, Any]]:
+    rows = pq.read_table(SCORED_CHAINS.path(curate_dir), schema=SCORED_SCHEMA).to_pylist()
     return [{**r, "features": json.loads(r["features"])} for r in rows]
 
 
+@dataclass(frozen=True)
 class Quality(Stage):
     name = "quality"
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return config.curate.quality.model_dump(mode="json")
+    reads = (CHAIN_GENERATIONS,)
+    writes = (SCORED_CHAINS,)
+    quality: QualityConfig
+    models: tuple[str, ...]  # the chain models whose chains are scored
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        settings = ctx.config.curate.quality
+        settings = self.quality
         wanted = {p.id for p in problems}
         scored: list[dict[str, Any]] = []
-        for model in ctx.config.curate.chains.models:
-            for row in chain_store(ctx, model).rows.values():
+        for model in self.models:
+            for row in chain_store(ctx.curate_dir, model).rows.values():
                 if row["problem_id"] not in wanted or not row["correct"] or row["error"]:
                     continue
                 quality = score_chain(row["response"], settings.weights, settings.reference_length)
@@ -71,7 +74,7 @@ class Quality(Stage):
                     }
                 )
         scored.sort(key=lambda r: (r["problem_id"], r["model"], r["attempt_index"]))
-        with atomic_open(ctx.stage_dir(self.name) / CHAINS_FILE) as handle:
+        with atomic_open(SCORED_CHAINS.path(ctx.curate_dir)) as handle:
             pq.write_table(pa.Table.from_pylist(scored, schema=SCORED_SCHEMA), handle)
         best: dict[str, dict[str, Any]] = {}
         counts: dict[str, int] = {}

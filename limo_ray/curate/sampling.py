@@ -95,11 +95,11 @@ def sample_and_grade(
     round_number: int,
 ) -> RoundStats:
     """Draw every request's missing attempts, grade and store them."""
-    init_ray(ctx.config.cluster)
+    init_ray(ctx.cluster)
     started_at = time.time()
     grader = Grader()
     batch_size = request_batch_size(requests)
-    cluster = ctx.config.cluster
+    cluster = ctx.cluster
     pool = ctx.engines.pool(
         spec,
         engine_replicas(spec, cluster),

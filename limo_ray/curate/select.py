@@ -7,16 +7,18 @@ briefly), then chain model order in the config, then attempt index; problems tie
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from limo_ray.config import RunConfig
 from limo_ray.curate.context import CurateContext
-from limo_ray.curate.quality_stage import Quality, read_scored_chains
-from limo_ray.curate.stage import Decision, Stage, StageResult
+from limo_ray.curate.quality_stage import SCORED_CHAINS, read_scored_chains
+from limo_ray.curate.stage import Decision, SideFile, Stage, StageResult
 from limo_ray.records import Problem
 from limo_ray.runfolder import write_json_atomic
 
-SELECTED_FILE = "selected.json"
+# {problem id: the chosen chain's row without its text}: what export writes out.
+SELECTED = SideFile("select", "selected.json")
 
 
 def best_chains(scored: Sequence[dict[str, Any]], model_order: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -33,15 +35,23 @@ def best_chains(scored: Sequence[dict[str, Any]], model_order: Sequence[str]) ->
     return best
 
 
+def write_selected(curate_dir: Path, best: dict[str, dict[str, Any]], kept: Sequence[Problem]) -> None:
+    write_json_atomic(
+        SELECTED.path(curate_dir), {p.id: {k: v for k, v in best[p.id].items() if k != "response"} for p in kept}
+    )
+
+
+@dataclass(frozen=True)
 class Select(Stage):
     name = "select"
-
-    def config_view(self, config: RunConfig) -> dict[str, Any]:
-        return {"size": config.curate.select.size, "models": list(config.curate.chains.models)}
+    reads = (SCORED_CHAINS,)
+    writes = (SELECTED,)
+    size: int
+    models: tuple[str, ...]  # chain models in the config's order: the tie-break
 
     def run(self, ctx: CurateContext, problems: Sequence[Problem]) -> StageResult:
-        size = ctx.config.curate.select.size
-        best = best_chains(read_scored_chains(ctx.stage_dir(Quality.name)), ctx.config.curate.chains.models)
+        size = self.size
+        best = best_chains(read_scored_chains(ctx.curate_dir), self.models)
         ranked = sorted((p for p in problems if p.id in best), key=lambda p: (-best[p.id]["score"], p.id))
         chosen = {p.id for p in ranked[:size]}
         kept, decisions = [], []
@@ -59,8 +69,5 @@ class Select(Stage):
                 decisions.append(Decision(p.id, "kept", "top_n", facts))
             else:
                 decisions.append(Decision(p.id, "dropped", "below_top_n", facts))
-        write_json_atomic(
-            ctx.stage_dir(self.name) / SELECTED_FILE,
-            {p.id: {k: v for k, v in best[p.id].items() if k != "response"} for p in kept},
-        )
+        write_selected(ctx.curate_dir, best, kept)
         return StageResult(kept, decisions, facts={"size": size, "candidates": len(ranked)})

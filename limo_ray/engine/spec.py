@@ -8,7 +8,7 @@ normal HF path (cache, `HF_HUB_OFFLINE`, token from the environment), never a cu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -128,22 +128,18 @@ def spec_from_model_config(
     prompt: PromptConfig,
     device: Device,
     seed: int = 0,
-    resolve_path: Callable[[str], str] | None = None,
 ) -> EngineSpec:
-    """Build the spec for one `models:` entry; `resolve_path` maps special paths (e.g. `toy:weak`) to folders.
+    """Build the spec for one `models:` entry (its paths resolved by the entry step).
 
     Refuses a `max_model_len` past the model's own context limit (`engine.context_length`), before any engine
-    or cluster time is spent on it."""
-    path = resolve_path(model.path) if resolve_path else model.path
-    if not path.startswith("toy:"):  # an unresolved toy path: its world is not built yet, nothing to read
-        check_context_length(name, path, model.max_model_len, model.engine_kwargs, model.revision)
-    tokenizer = resolve_path(model.tokenizer) if resolve_path and model.tokenizer else model.tokenizer
+    or cluster time is spent on it; a folder not there yet (a toy world not built) has nothing to check."""
+    check_context_length(name, model.path, model.max_model_len, model.engine_kwargs, model.revision)
     return EngineSpec(
         name=name,
-        model=path,
+        model=model.path,
         max_model_len=model.max_model_len,
         device=device,
-        tokenizer=tokenizer,
+        tokenizer=model.tokenizer,
         revision=model.revision,
         dtype=model.dtype,
         tensor_parallel_size=model.tensor_parallel_size,
@@ -157,11 +153,7 @@ def spec_from_model_config(
     )
 
 
-def engine_spec(
-    config: RunConfig, name: str, device: Device | None = None, resolve_path: Callable[[str], str] | None = None
-) -> EngineSpec:
+def engine_spec(config: RunConfig, name: str, device: Device | None = None) -> EngineSpec:
     if name not in config.models:
         raise LimoError(f"no model named {name!r} under `models:` (known: {', '.join(sorted(config.models))})")
-    return spec_from_model_config(
-        name, config.models[name], config.prompt, device or device_for(config), config.seed, resolve_path
-    )
+    return spec_from_model_config(name, config.models[name], config.prompt, device or device_for(config), config.seed)

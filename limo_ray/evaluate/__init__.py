@@ -6,7 +6,7 @@ A client of a URL only: nothing here imports `limo_ray.serve`; `limo eval --chec
 from limo_ray.evaluate.client import ChatClient, Completion, RequestFailed, RetryPolicy
 from limo_ray.evaluate.judge import EndpointJudge, Judge, judge_messages, parse_judgement
 from limo_ray.evaluate.report import Report, build_report, render_markdown, write_report
-from limo_ray.evaluate.runner import EVAL_DIR, ItemPlan, plan_items, run_eval, run_eval_async, unanswered
+from limo_ray.evaluate.runner import EVAL_DIR, EvalRequest, ItemPlan, plan_items, run_eval, run_eval_async, unanswered
 from limo_ray.evaluate.samples import SAMPLES_FILE, SampleStore, sample_key
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "ChatClient",
     "Completion",
     "EndpointJudge",
+    "EvalRequest",
     "ItemPlan",
     "Judge",
     "Report",

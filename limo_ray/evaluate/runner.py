@@ -67,51 +67,36 @@ class RunStats:
     failed: list[str] = field(default_factory=list)
 
 
-def run_eval(
-    config: RunConfig,
-    endpoint_url: str | None,
-    run_dir: str | Path,
-    benchmarks: Sequence[str] | None = None,
-    model_name: str | Sequence[str] | None = None,
-    api_key: str | None = None,
-    *,
-    judge_url: str | None = None,
-    judge_model: str | None = None,
-    judge_api_key: str | None = None,
-    data_root: str | None = None,
-    resolve_path: Callable[[str], str] | None = None,
-    progress: Callable[[str], None] | None = None,
-    report_order: Sequence[str] | None = None,
-    checkpoint_ids: Mapping[str, str] | None = None,
-) -> Report:
-    """Evaluate the model(s) behind `endpoint_url` on `benchmarks` (default `eval.benchmarks`); see the module doc.
+@dataclass(frozen=True)
+class EvalRequest:
+    """One evaluation: which endpoint and models, which benchmarks, who judges, how the report is ordered.
 
-    `model_name`: the served name(s) to evaluate; None = every model the endpoint lists. `judge_url` /
-    `judge_model`: the endpoint and model that grade judge-mode benchmarks (`judge_model` defaults to the
-    endpoint's first model). `data_root` overrides `benchmarks.data_root`; `resolve_path` maps special
-    benchmark paths such as `toy:benchmark`. `report_order`: checkpoint names in the order the report lists them
-    (the first is the baseline of the paired comparisons); by default this call's models, then earlier ones.
-    `checkpoint_ids`: served name -> what the weights are (see `sample_key`); without it the name alone keys
-    the cache. `endpoint_url` None: report from the cache only; a sample not there is an error.
+    `endpoint_url` None: report from the run folder's cached answers only (a sample not there is an error).
+    `benchmarks`: None = `eval.benchmarks`. `models`: the served name(s) to evaluate; None = every model the
+    endpoint lists. `judge_url` / `judge_model`: the endpoint and model that grade judge-mode benchmarks
+    (`judge_model` defaults to that endpoint's first model). `data_root` overrides `benchmarks.data_root`.
+    `report_order`: checkpoint names in the order the report lists them (the first is the baseline of the
+    paired comparisons); by default this call's models, then earlier ones. `checkpoint_ids`: served name ->
+    what the weights are (see `sample_key`); without it the name alone keys the cache.
     """
-    return asyncio.run(
-        run_eval_async(
-            config,
-            endpoint_url,
-            run_dir,
-            benchmarks,
-            model_name,
-            api_key,
-            judge_url=judge_url,
-            judge_model=judge_model,
-            judge_api_key=judge_api_key,
-            data_root=data_root,
-            resolve_path=resolve_path,
-            progress=progress,
-            report_order=report_order,
-            checkpoint_ids=checkpoint_ids,
-        )
-    )
+
+    endpoint_url: str | None
+    benchmarks: Sequence[str] | None = None
+    models: str | Sequence[str] | None = None
+    api_key: str | None = None
+    judge_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key: str | None = None
+    data_root: str | None = None
+    report_order: Sequence[str] | None = None
+    checkpoint_ids: Mapping[str, str] | None = None
+
+
+def run_eval(
+    config: RunConfig, request: EvalRequest, run_dir: str | Path, progress: Callable[[str], None] | None = None
+) -> Report:
+    """Evaluate what `request` names and write the report into `run_dir/eval`; see the module doc."""
+    return asyncio.run(run_eval_async(config, request, run_dir, progress))
 
 
 def unanswered(
@@ -119,15 +104,12 @@ def unanswered(
     run_dir: str | Path,
     checkpoint_ids: Mapping[str, str],
     benchmarks: Sequence[str] | None = None,
-    resolve_path: Callable[[str], str] | None = None,
 ) -> int:
     """Samples of these checkpoints (name -> identity) not yet answered and graded in the run folder: at 0,
     `run_eval(endpoint_url=None, ...)` reports them and nothing needs to be served."""
-    registry = BenchmarkRegistry.from_files(config.benchmarks.registry_files)
+    registry = BenchmarkRegistry.from_config(config.benchmarks)
     names = list(benchmarks or config.eval.benchmarks)
-    plans = plan_items(
-        config, registry, names, list(checkpoint_ids), config.benchmarks.data_root, resolve_path, checkpoint_ids
-    )
+    plans = plan_items(config, registry, names, list(checkpoint_ids), config.benchmarks.data_root, checkpoint_ids)
     path = Path(run_dir) / EVAL_DIR / SAMPLES_FILE
     if not path.is_file():
         return sum(len(plan.keys) for plan in plans)
@@ -136,45 +118,36 @@ def unanswered(
 
 
 async def run_eval_async(
-    config: RunConfig,
-    endpoint_url: str | None,
-    run_dir: str | Path,
-    benchmarks: Sequence[str] | None = None,
-    model_name: str | Sequence[str] | None = None,
-    api_key: str | None = None,
-    *,
-    judge_url: str | None = None,
-    judge_model: str | None = None,
-    judge_api_key: str | None = None,
-    data_root: str | None = None,
-    resolve_path: Callable[[str], str] | None = None,
-    progress: Callable[[str], None] | None = None,
-    report_order: Sequence[str] | None = None,
-    checkpoint_ids: Mapping[str, str] | None = None,
+    config: RunConfig, request: EvalRequest, run_dir: str | Path, progress: Callable[[str], None] | None = None
 ) -> Report:
     say = progress or (lambda _line: None)
-    registry = BenchmarkRegistry.from_files(config.benchmarks.registry_files)
-    names = list(benchmarks or config.eval.benchmarks)
+    registry = BenchmarkRegistry.from_config(config.benchmarks)
+    names = list(request.benchmarks or config.eval.benchmarks)
     if not names:
         raise LimoError("no benchmarks to evaluate: list them under eval.benchmarks or pass some")
     selected = registry.select(names)
     eval_config = config.eval
     retry = RetryPolicy(retries=eval_config.retries)
-    offline = endpoint_url is None
-    client = ChatClient(endpoint_url or "", api_key, eval_config.request_timeout_s, eval_config.concurrency, retry)
+    offline = request.endpoint_url is None
+    client = ChatClient(
+        request.endpoint_url or "", request.api_key, eval_config.request_timeout_s, eval_config.concurrency, retry
+    )
+    judge_url, checkpoint_ids = request.judge_url, request.checkpoint_ids
     live = EvalMetrics()
     judge_client: ChatClient | None = None
     try:
-        if offline and not model_name:
+        if offline and not request.models:
             raise LimoError("a report from cached answers needs the checkpoint names")
-        checkpoints = await _checkpoints(client, model_name)
+        checkpoints = await _checkpoints(client, request.models)
         judge: Judge | None = None
         if any(b.grading == "judge" for b in selected) and not offline:
             if judge_url is None:
                 judged = ", ".join(b.name for b in selected if b.grading == "judge")
                 raise LimoError(f"{judged}: graded by an LLM judge: give a judge endpoint URL (and judge model)")
-            judge_client = ChatClient(judge_url, judge_api_key, eval_config.request_timeout_s, 16, retry, seed=1)
-            judge = EndpointJudge(judge_client, judge_model or (await judge_client.models())[0])
+            judge_client = ChatClient(
+                judge_url, request.judge_api_key, eval_config.request_timeout_s, 16, retry, seed=1
+            )
+            judge = EndpointJudge(judge_client, request.judge_model or (await judge_client.models())[0])
         eval_dir = Path(run_dir) / EVAL_DIR
         with SampleStore(eval_dir / SAMPLES_FILE) as store:
             # Checkpoints evaluated earlier in this run folder join the report (and the comparison) when every
@@ -186,11 +159,11 @@ async def run_eval_async(
             }
             checkpoint_ids = {**{name: str(stored_ids[name]) for name in earlier}, **(checkpoint_ids or {})}
             ordered = [*checkpoints, *earlier]
-            if report_order:  # the report's first checkpoint is the one the others are compared against
-                rank = {name: i for i, name in enumerate(report_order)}
+            if request.report_order:  # the report's first checkpoint is the one the others are compared against
+                rank = {name: i for i, name in enumerate(request.report_order)}
                 ordered.sort(key=lambda name: rank.get(name, len(rank)))
-            root = data_root or config.benchmarks.data_root
-            all_plans = plan_items(config, registry, names, ordered, root, resolve_path, checkpoint_ids)
+            root = request.data_root or config.benchmarks.data_root
+            all_plans = plan_items(config, registry, names, ordered, root, checkpoint_ids)
             plans = [p for p in all_plans if p.checkpoint in checkpoints]
             if offline and (missing := _unfinished_samples(plans, store)):
                 raise LimoError(
@@ -240,14 +213,13 @@ def plan_items(
     names: Sequence[str],
     checkpoints: Sequence[str],
     data_root: str | None,
-    resolve_path: Callable[[str], str] | None = None,
     checkpoint_ids: Mapping[str, str] | None = None,
 ) -> list[ItemPlan]:
     """Every (checkpoint, benchmark, item) with its prompt, decoding and per-sample cache keys."""
     ids = checkpoint_ids or {}
     plans = []
     for name in names:
-        loaded = registry.load(name, data_root, resolve_path)
+        loaded = registry.load(name, data_root)
         decoding = registry.decoding_for(name, config.eval)
         seen: Counter[str] = Counter()
         for problem in loaded.result.problems:

@@ -16,7 +16,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +156,6 @@ def engine_specs(
     config: RunConfig,
     checkpoints: Mapping[str, str] | None = None,
     device: Device | None = None,
-    resolve_path: Callable[[str], str] | None = None,
 ) -> dict[str, EngineSpec]:
     """Specs for the models to serve: `checkpoints` (name -> folder or hub name), else `serve.models`.
 
@@ -172,7 +171,7 @@ def engine_specs(
     for name, path in checkpoints.items():
         base = config.models.get(name) or config.models[config.train.model]
         model = base.model_copy(update={"path": path})
-        spec = spec_from_model_config(name, model, config.prompt, device, config.seed, resolve_path)
+        spec = spec_from_model_config(name, model, config.prompt, device, config.seed)
         _check_local_model(name, spec.model)
         specs[name] = spec
     return specs
@@ -182,14 +181,13 @@ def serving_groups(
     config: RunConfig,
     checkpoints: Mapping[str, str],
     device: Device | None = None,
-    resolve_path: Callable[[str], str] | None = None,
 ) -> list[dict[str, str]]:
     """Split `checkpoints` into groups whose minimum replicas fit the cluster at once.
 
     A replica that cannot be scheduled waits forever, so serving more models than fit (three students on a
     2-CPU machine, four 32B models on one 8-GPU node) would hang; callers serve and evaluate group by group.
     """
-    specs = engine_specs(config, checkpoints, device, resolve_path)
+    specs = engine_specs(config, checkpoints, device)
     cluster = config.cluster
     have = {
         "CPU": float(cluster.num_nodes * cluster.cpus_per_node),
@@ -246,7 +244,6 @@ def serve_config(
     config: RunConfig,
     checkpoints: Mapping[str, str] | None = None,
     device: Device | None = None,
-    resolve_path: Callable[[str], str] | None = None,
     app_name: str = DEFAULT_APP_NAME,
     retry_after_s: int | None = None,
 ) -> dict[str, Any]:
@@ -255,7 +252,7 @@ def serve_config(
     The API key is not in it: the ingress reads the variable named by `serve.api_key_env` from its environment
     (on Kubernetes, a Secret mapped to that variable).
     """
-    specs = engine_specs(config, checkpoints, device, resolve_path)
+    specs = engine_specs(config, checkpoints, device)
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": config.serve.host, "port": config.serve.port},
@@ -326,7 +323,6 @@ def run_server(
     port: int | None = None,
     blocking: bool = False,
     device: Device | None = None,
-    resolve_path: Callable[[str], str] | None = None,
     app_name: str = DEFAULT_APP_NAME,
     retry_after_s: int | None = None,
     route_prefix: str = "/",
@@ -344,7 +340,7 @@ def run_server(
     from limo_ray.engine import init_ray
     from limo_ray.serve.ingress import key_digest
 
-    specs = engine_specs(config, checkpoints, device, resolve_path)
+    specs = engine_specs(config, checkpoints, device)
     host = host or config.serve.host
     port = config.serve.port if port is None else port
     env_name = config.serve.api_key_env

@@ -14,6 +14,7 @@ that has moved: it is never opened again). `describe_plan` says what a run would
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,15 @@ from typing import Any
 
 from limo_ray.config import RunConfig, TrainConfig
 from limo_ray.errors import LimoError
-from limo_ray.runfolder import Manifest, is_complete, provenance, write_resolved_config
+from limo_ray.runfolder import (
+    Manifest,
+    changed_settings,
+    is_complete,
+    provenance,
+    settings_key,
+    write_json_atomic,
+    write_resolved_config,
+)
 from limo_ray.train import checkpoint as ckpt
 from limo_ray.train.data import TokenizedData, TokenStats, read_dataset, tokenize_dataset
 from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend
@@ -33,6 +42,20 @@ from limo_ray.train.recipe import WorkerArgs, train_loop_per_worker
 STAGE = "train"
 CHECKPOINT_DIR = "checkpoint"
 RAY_RUN_NAME = "ds_checkpoints"
+SETTINGS_FILE = "settings.json"
+# Train keys that decide where and how often state is saved, not what the weights become.
+OPERATIONAL_KEYS = frozenset(
+    {
+        "storage_path",
+        "scratch_dir",
+        "keep_checkpoints",
+        "max_failures",
+        "cpus_per_worker",
+        "checkpoint_every_epochs",
+        "checkpoint_every_steps",
+        "max_steps",
+    }
+)
 
 
 @dataclass
@@ -65,6 +88,38 @@ class TrainResult:
         out["run_dir"], out["metrics_path"] = str(self.run_dir), str(self.metrics_path)
         out["checkpoint"] = str(self.checkpoint) if self.checkpoint else None
         return out
+
+
+def training_settings(config: RunConfig, dataset_path: str | Path, model_path: str) -> dict[str, Any]:
+    """What the trained weights depend on: the train settings that shape them, the base model, the dataset's
+    content, the prompt and the seed. Eval, serve and curation settings are not in it, nor where checkpoints go."""
+    return {
+        "train": config.train.model_dump(mode="json", exclude=set(OPERATIONAL_KEYS)),
+        "model": model_path,
+        "dataset_sha256": hashlib.sha256(Path(dataset_path).read_bytes()).hexdigest(),
+        "system": config.prompt.system,
+        "chat_template": _chat_template(config),
+        "trust_remote_code": _trust_remote_code(config),
+        "seed": config.seed,
+    }
+
+
+def claim_training_folder(train_dir: Path, settings: dict[str, Any]) -> None:
+    """Record the settings a training in `train_dir` is for; refuse to continue one begun with other settings.
+
+    Ray Train would otherwise resume the old run's checkpoints under the new settings and call the result done.
+    """
+    path = train_dir / SETTINGS_FILE
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = changed_settings(before, settings)
+        if changed:
+            raise LimoError(
+                f"{train_dir} holds a training with other settings (changed: {', '.join(changed)}): delete that "
+                "folder to train again, or use a new --run-dir"
+            )
+        return
+    write_json_atomic(path, settings)
 
 
 def plan_steps(lengths: list[int], train: TrainConfig, world_size: int) -> tuple[int, int]:
@@ -123,9 +178,11 @@ def run_training(
     train = config.train
     metrics_path = train_dir / METRICS_FILE
     write_resolved_config(config, run_dir)
-    config_hash = config.content_hash()
+    settings = training_settings(config, dataset_path, model_path)
+    config_hash = settings_key(settings)
     if is_complete(train_dir, config_hash):
         return _result_from_manifest(run_dir, metrics_path)
+    claim_training_folder(train_dir, settings)
 
     if train.use_gpu:
         check_memory(config, _model_config(model_path, _trust_remote_code(config)))
@@ -215,7 +272,7 @@ def _finish(
 ) -> TrainResult:
     """After training: put the export in place and write the manifest, or say where a re-run resumes."""
     train, train_dir = config.train, run_dir / STAGE
-    config_hash = config.content_hash()
+    config_hash = settings_key(training_settings(config, dataset_path, model_path))
     total = per_epoch * train.epochs
     metrics_path = train_dir / METRICS_FILE
     export_uri = f"{storage.rstrip('/')}/{RAY_RUN_NAME}/{ckpt.EXPORT_NAME}"
@@ -370,7 +427,7 @@ def describe_plan(
     model_config = _model_config(model_path, _trust_remote_code(config)) if model_path else None
     hidden = getattr(model_config, "hidden_size", None)
     if hidden is None:  # a hub model not downloaded here: the estimator's table knows the usual ones
-        from limo_ray.train.memory import arch_for
+        from limo_ray.architectures import arch_for
 
         arch = arch_for(config.models[train.model].path)
         hidden = arch.hidden_size if arch is not None else None
@@ -430,7 +487,8 @@ def memory_verdict(config: RunConfig, model_config: Any = None) -> tuple[Any, An
     (None, None) on CPU runs and for models whose architecture cannot be told; the verdict is None when the
     cluster's `gpu_type` gives no memory size. The loss the loop computes is the fused one (loss.py).
     """
-    from limo_ray.train.memory import estimate_for_config, gpu_memory_gib
+    from limo_ray.hardware import gpu_memory_gib
+    from limo_ray.train.memory import estimate_for_config
 
     estimate = estimate_for_config(config, model_config, loss_impl="fused")
     if estimate is None:

@@ -8,12 +8,17 @@ from pathlib import Path
 from limo_ray.config import load_config
 from limo_ray.curate.balance import Balance, water_fill
 from limo_ray.curate.context import CurateContext
+from limo_ray.curate.pipeline import build_stage
 from limo_ray.curate.select import best_chains
+from limo_ray.curate.stage import StageResult
+from limo_ray.records import Problem
 from tests.fixtures import toy_problem_pool
 
 
-def _ctx(tmp_path: Path, *overrides: str) -> CurateContext:
-    return CurateContext(config=load_config("tiny", list(overrides)), run_dir=tmp_path, log=lambda line: None)
+def _balance(tmp_path: Path, problems: list[Problem], *overrides: str) -> StageResult:
+    stage = build_stage(load_config("tiny", list(overrides)), "balance")
+    assert isinstance(stage, Balance)
+    return stage.run(CurateContext(run_dir=tmp_path, log=lambda line: None), problems)
 
 
 def test_water_fill_is_even_and_gives_short_cells_leftovers_to_others() -> None:
@@ -24,7 +29,7 @@ def test_water_fill_is_even_and_gives_short_cells_leftovers_to_others() -> None:
 
 def test_every_quota_is_met_within_one_with_enough_supply(tmp_path: Path) -> None:
     problems = toy_problem_pool(600, seed=11)
-    result = Balance().run(_ctx(tmp_path, "curate.balance.size=100"), problems)
+    result = _balance(tmp_path, problems, "curate.balance.size=100")
     cells = Counter((p.domain, p.difficulty) for p in result.kept)
     assert len(result.kept) == 100 and len(cells) == 20
     assert max(cells.values()) - min(cells.values()) <= 1
@@ -34,7 +39,7 @@ def test_every_quota_is_met_within_one_with_enough_supply(tmp_path: Path) -> Non
 def test_short_cells_are_named_and_others_take_the_slack(tmp_path: Path) -> None:
     problems = [p for p in toy_problem_pool(600, seed=12) if not (p.domain == "counting" and p.difficulty == "5")]
     problems += [p for p in toy_problem_pool(60, seed=13) if p.domain == "counting" and p.difficulty == "5"][:2]
-    result = Balance().run(_ctx(tmp_path, "curate.balance.size=200"), problems)
+    result = _balance(tmp_path, problems, "curate.balance.size=200")
     assert result.facts["short_cells"] == ["counting/5"]
     assert len(result.kept) == 200
 
@@ -42,7 +47,7 @@ def test_short_cells_are_named_and_others_take_the_slack(tmp_path: Path) -> None
 def test_same_seed_same_selection_and_another_seed_differs(tmp_path: Path) -> None:
     problems = toy_problem_pool(600, seed=14)
     pick = [
-        sorted(p.id for p in Balance().run(_ctx(tmp_path, "curate.balance.size=60", f"seed={s}"), problems).kept)
+        sorted(p.id for p in _balance(tmp_path, problems, "curate.balance.size=60", f"seed={s}").kept)
         for s in (0, 0, 1)
     ]
     assert pick[0] == pick[1] and pick[0] != pick[2]

@@ -9,21 +9,30 @@ import pytest
 
 from limo_ray.config import load_config
 from limo_ray.curate.context import CurateContext
-from limo_ray.curate.decontaminate import BenchmarkIndex, Decontaminate
-from limo_ray.curate.dedup import Dedup, dedup_key, problem_numbers
-from limo_ray.curate.ingest import Ingest
-from limo_ray.curate.pipeline import run_curation
-from limo_ray.curate.stage import read_decisions
+from limo_ray.curate.decontaminate import BenchmarkIndex
+from limo_ray.curate.dedup import dedup_key, problem_numbers
+from limo_ray.curate.pipeline import build_stage, curation_stages, run_curation
+from limo_ray.curate.stage import Stage, StageOutcome, read_decisions
 from limo_ray.records import Problem, load_problems
+from limo_ray.toy.references import resolve_references
 
 
 def _problem(pid: str, text: str, answer: str = "1") -> Problem:
     return Problem(id=pid, problem=text, answer=answer, source="t.jsonl", source_line=1, source_format="plain")
 
 
-def _ctx(tmp_path: Path, *overrides: str) -> CurateContext:
-    config = load_config("tiny", list(overrides))
-    return CurateContext(config=config, run_dir=tmp_path, log=lambda line: None)
+def _ctx(run_dir: Path) -> CurateContext:
+    return CurateContext(run_dir=run_dir, log=lambda line: None)
+
+
+def _dedup(*overrides: str) -> Stage:
+    return build_stage(load_config("tiny", list(overrides)), "dedup")
+
+
+def _curate(run_dir: Path, *overrides: str) -> tuple[CurateContext, list[StageOutcome]]:
+    """ingest -> dedup -> decontaminate on the tiny preset with `overrides` (paths given, no toy world)."""
+    ctx = _ctx(run_dir)
+    return ctx, run_curation(ctx, curation_stages(load_config("tiny", list(overrides)), "decontaminate"))
 
 
 DISTINCT = [
@@ -53,7 +62,7 @@ def test_planted_near_duplicates_are_removed_and_distinct_problems_kept(tmp_path
     problems = [_problem(f"d{i}", t) for i, t in enumerate(DISTINCT)] + [
         _problem(f"p{i}", t) for i, t in enumerate(planted)
     ]
-    result = Dedup().run(_ctx(tmp_path), problems)
+    result = _dedup().run(_ctx(tmp_path), problems)
     assert [p.id for p in result.kept] == [f"d{i}" for i in range(len(DISTINCT))]
     dropped = {d.problem_id: d for d in result.decisions if d.decision == "dropped"}
     assert set(dropped) == {"p0", "p1", "p2", "p3"}
@@ -64,7 +73,7 @@ def test_planted_near_duplicates_are_removed_and_distinct_problems_kept(tmp_path
 
 def test_exact_duplicates_keep_the_first_in_pool_order(tmp_path: Path) -> None:
     problems = [_problem("a", "What is 2 + 2?"), _problem("b", "what is 2+2 ?"), _problem("c", "What is 2 + 3?")]
-    result = Dedup().run(_ctx(tmp_path), problems)
+    result = _dedup().run(_ctx(tmp_path), problems)
     assert [p.id for p in result.kept] == ["a", "c"]
     assert result.decisions[1].reason == "exact_duplicate" and result.facts["exact_duplicates"] == 1
 
@@ -104,13 +113,12 @@ def test_verbatim_math500_and_aime24_copies_are_all_removed_and_named(tmp_path: 
     rows += [{"problem": r["problem"], "answer": r["answer"]} for r in math500]
     rows += [{"problem": r["problem"], "answer": r["answer"]} for r in aime]
     source = _write_jsonl(tmp_path / "pool.jsonl", rows)
-    ctx = _ctx(
+    ctx, _ = _curate(
         tmp_path / "run",
         f"curate.pool.sources=[{source}]",
         f"benchmarks.data_root={shared_data}",
         "curate.decontaminate.benchmarks=[math500, aime24, amc23, olympiadbench, minerva, gsm8k]",
     )
-    run_curation(ctx, until="decontaminate", stages=[Ingest(), Dedup(), Decontaminate()])
     report = [json.loads(line) for line in (ctx.curate_dir / "decontamination.jsonl").read_text().splitlines()]
     removed_lines = {int(r["source_line"]) for r in _decisions_with_source(ctx, report)}
     copies = set(range(301, 301 + len(math500) + len(aime)))
@@ -146,10 +154,9 @@ def _kept_lines(ctx: CurateContext) -> set[int]:
 @pytest.mark.parametrize("pool_file", ["aime_1983_2023.json", "math_train.json"])
 def test_clean_competition_pool_loses_at_most_one_percent(tmp_path: Path, shared_data: Path, pool_file: str) -> None:
     source = shared_data / "competition_pool" / pool_file
-    ctx = _ctx(
+    _, outcomes = _curate(
         tmp_path, f"curate.pool.sources=[{source}]", f"benchmarks.data_root={shared_data}", "curate.dedup.near=false"
     )
-    outcomes = run_curation(ctx, until="decontaminate", stages=[Ingest(), Dedup(), Decontaminate()])
     before, after = len(outcomes[1].kept), len(outcomes[2].kept)
     lost = (before - after) / before
     print(f"{pool_file}: {before} -> {after} ({lost:.2%} removed)")
@@ -160,11 +167,8 @@ def test_clean_competition_pool_loses_at_most_one_percent(tmp_path: Path, shared
 def test_clean_toy_pool_loses_at_most_one_percent(tmp_path: Path) -> None:
     # The toy pool comes from the same templates as the toy benchmark: the world's generator keeps out what
     # decontamination would call a copy, so a control run finds (almost) nothing to remove.
-    from limo_ray.cli import _path_resolver
-
-    config = load_config("tiny", ["toy.size=test", "curate.pool.sources=[toy:pool]"])
-    ctx = CurateContext(config=config, run_dir=tmp_path, resolve_path=_path_resolver(config), log=lambda line: None)
-    outcomes = run_curation(ctx, until="decontaminate", stages=[Ingest(), Dedup(), Decontaminate()])
+    config = resolve_references(load_config("tiny", ["toy.size=test", "curate.pool.sources=[toy:pool]"]))
+    outcomes = run_curation(_ctx(tmp_path), curation_stages(config, "decontaminate"))
     before, after = len(outcomes[1].kept), len(outcomes[2].kept)
     lost = (before - after) / before
     print(f"toy pool: {before} -> {after} ({lost:.2%} removed)")

@@ -38,8 +38,8 @@ def test_deepseek_r1_spans_two_nodes_with_pipeline_parallelism() -> None:
 
 
 def test_tiny_models_resolve_for_cpu_with_one_bundle_and_small_kv_cache() -> None:
-    cfg = load_config("tiny")
-    spec = engine_spec(cfg, "weak", resolve_path=lambda p: p.replace("toy:", "/models/"))
+    cfg = load_config("tiny", ["models.weak.path=/models/weak"])
+    spec = engine_spec(cfg, "weak")
     assert spec.device == "cpu" and spec.model == "/models/weak"
     assert spec.bundles() == [{"CPU": 1.0}]
     assert spec.actor_options() == {"num_cpus": 1, "num_gpus": 0}

@@ -16,7 +16,7 @@ import pytest
 
 from limo_ray.benchmarks import BenchmarkRegistry
 from limo_ray.errors import LimoError
-from limo_ray.evaluate import SAMPLES_FILE, run_eval
+from limo_ray.evaluate import SAMPLES_FILE, EvalRequest, run_eval
 from tests.evaluate.fake_openai import FakeOpenAI
 from tests.fixtures import eval_config, mini_benchmark, solve_sum, wrong_sum
 
@@ -40,7 +40,7 @@ def test_oracle_that_answers_gold_solutions_scores_at_least_99_percent_on_math50
 
     config = eval_config(shared_data, "eval.concurrency=32")
     with FakeOpenAI(oracle, models=["oracle"]) as server:
-        result = run_eval(config, server.url, tmp_path, ["math500"], "oracle")
+        result = run_eval(config, EvalRequest(server.url, ["math500"], "oracle"), tmp_path)
     scores = result.score("oracle", "math500")
     report(f"oracle on MATH500: pass@1 {scores['pass@1']}% over {scores['n']} items, CI {scores['ci95']}")
     assert scores["n"] == 500 and scores["samples"] == 1
@@ -60,7 +60,9 @@ def test_oracle_that_answers_gold_solutions_scores_at_least_99_percent_on_math50
 def test_samples_of_an_item_go_in_one_request_with_n(tmp_path: Path) -> None:
     registry = mini_benchmark(tmp_path, items=10, samples=4, temperature=0.6)
     with FakeOpenAI(solve_sum) as server:
-        result = run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake")
+        result = run_eval(
+            eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), tmp_path
+        )
     assert len(server.requests) == 10 and {r["n"] for r in server.requests} == {4}
     assert {r["temperature"] for r in server.requests} == {0.6}
     scores = result.score("fake", "mini")
@@ -71,7 +73,9 @@ def test_samples_of_an_item_go_in_one_request_with_n(tmp_path: Path) -> None:
 def test_busy_server_is_retried_until_every_item_is_answered(tmp_path: Path) -> None:
     registry = mini_benchmark(tmp_path, items=20, samples=2)
     with FakeOpenAI(solve_sum, busy_first=30) as server:
-        result = run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake")
+        result = run_eval(
+            eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), tmp_path
+        )
     assert server.statuses[503] == 30
     assert result.score("fake", "mini")["answered"] == 40
     assert len({r["key"] for r in _rows(tmp_path)}) == 40
@@ -86,14 +90,16 @@ def test_refused_request_is_recorded_as_a_wrong_answer_and_not_retried(tmp_path:
         return solve_sum(body)
 
     with FakeOpenAI(refuse_one) as server:
-        result = run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake")
+        result = run_eval(
+            eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), tmp_path
+        )
         assert server.statuses[400] == 1  # not retried
         scores = result.score("fake", "mini")
         assert scores["refused"] == 2 and scores["pass@1"] == 80.0
         refused = [r for r in _rows(tmp_path) if r["error"]]
         assert len(refused) == 2 and all("context of 512" in r["error"] and not r["correct"] for r in refused)
         # A re-run does not ask for refused samples again: they are answered (with their error).
-        run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake")
+        run_eval(eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), tmp_path)
         assert server.statuses[400] == 1
 
 
@@ -108,7 +114,9 @@ def test_progress_goes_out_as_ray_metrics_and_the_gauge_ends_at_the_reports_pass
         return solve_sum(body)
 
     with FakeOpenAI(refuse_one) as server:
-        result = run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake")
+        result = run_eval(
+            eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), tmp_path
+        )
     tags = {"checkpoint": "fake", "benchmark": "mini"}
     counted: dict[tuple[str, str], float] = {}
     for kind, name, value, call_tags in ray_metrics_calls:
@@ -129,8 +137,14 @@ def test_wrong_api_key_stops_the_run_with_one_line_and_caches_nothing(tmp_path: 
     registry = mini_benchmark(tmp_path, items=5, samples=1)
     with FakeOpenAI(solve_sum, api_key="right") as server:
         with pytest.raises(LimoError, match="401"):
-            run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake", api_key="nope")
-        result = run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"], "fake", "right")
+            run_eval(
+                eval_config(None, registry_file=registry),
+                EvalRequest(server.url, ["mini"], "fake", api_key="nope"),
+                tmp_path,
+            )
+        result = run_eval(
+            eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake", "right"), tmp_path
+        )
     assert result.score("fake", "mini")["pass@1"] == 100.0
 
 
@@ -152,8 +166,10 @@ def test_judge_benchmark_is_graded_through_the_judge_endpoint(shared_data: Path,
     config = eval_config(shared_data)
     with FakeOpenAI(model, models=["m"]) as server, FakeOpenAI(judge_rule, models=["judge"]) as judge:
         with pytest.raises(LimoError, match="judge"):
-            run_eval(config, server.url, tmp_path, ["chmath"], "m")
-        result = run_eval(config, server.url, tmp_path, ["chmath"], "m", judge_url=judge.url, judge_model="judge")
+            run_eval(config, EvalRequest(server.url, ["chmath"], "m"), tmp_path)
+        result = run_eval(
+            config, EvalRequest(server.url, ["chmath"], "m", judge_url=judge.url, judge_model="judge"), tmp_path
+        )
     scores = result.score("m", "chmath")
     assert scores["n"] == 30 and scores["samples"] == 4
     assert scores["pass@1"] == 50.0
@@ -168,7 +184,7 @@ def test_two_checkpoints_are_compared_on_the_same_items(tmp_path: Path) -> None:
         return solve_sum(body) if body["model"] == "good" else wrong_sum(body)
 
     with FakeOpenAI(by_model, models=["good", "bad"]) as server:
-        result = run_eval(eval_config(None, registry_file=registry), server.url, tmp_path, ["mini"])
+        result = run_eval(eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"]), tmp_path)
     assert result.checkpoints == ["good", "bad"]
     (comparison,) = result.data["comparisons"]
     assert comparison["a"] == "good" and comparison["b"] == "bad"
@@ -180,9 +196,9 @@ def test_a_checkpoint_evaluated_earlier_in_the_run_folder_joins_the_report(tmp_p
     registry = mini_benchmark(tmp_path, items=10, samples=1, temperature=0.0)
     config = eval_config(None, registry_file=registry)
     with FakeOpenAI(wrong_sum, models=["base"]) as base:
-        run_eval(config, base.url, tmp_path, ["mini"], "base")
+        run_eval(config, EvalRequest(base.url, ["mini"], "base"), tmp_path)
     with FakeOpenAI(solve_sum, models=["sft"]) as sft:
-        result = run_eval(config, sft.url, tmp_path, ["mini"], "sft")
+        result = run_eval(config, EvalRequest(sft.url, ["mini"], "sft"), tmp_path)
         assert len(sft.requests) == 10
     assert result.checkpoints == ["sft", "base"]
     assert result.score("base", "mini")["pass@1"] == 0.0 and result.score("sft", "mini")["pass@1"] == 100.0
@@ -190,7 +206,9 @@ def test_a_checkpoint_evaluated_earlier_in_the_run_folder_joins_the_report(tmp_p
     # With other settings (here max_tokens), the earlier answers no longer match and stay out of the report.
     with FakeOpenAI(solve_sum, models=["sft"]) as sft:
         other = run_eval(
-            eval_config(None, "eval.max_tokens=32", registry_file=registry), sft.url, tmp_path, ["mini"], "sft"
+            eval_config(None, "eval.max_tokens=32", registry_file=registry),
+            EvalRequest(sft.url, ["mini"], "sft"),
+            tmp_path,
         )
     assert other.checkpoints == ["sft"]
 
@@ -198,10 +216,10 @@ def test_a_checkpoint_evaluated_earlier_in_the_run_folder_joins_the_report(tmp_p
 _CHILD = """
 import json, sys
 sys.path.insert(0, {repo!r})
-from limo_ray.evaluate import run_eval
+from limo_ray.evaluate import EvalRequest, run_eval
 from tests.fixtures import eval_config
 config = eval_config(None, "eval.concurrency=4", registry_file={registry!r})
-run_eval(config, {url!r}, {run_dir!r}, ["mini"], "fake")
+run_eval(config, EvalRequest({url!r}, ["mini"], "fake"), {run_dir!r})
 """
 
 
@@ -222,7 +240,7 @@ def test_killed_eval_resumes_without_asking_any_finished_sample_again(tmp_path: 
         asked_before = server.user_messages()
         assert 0 < len(finished_before) < 60
 
-        result = run_eval(eval_config(None, registry_file=registry), server.url, run_dir, ["mini"], "fake")
+        result = run_eval(eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), run_dir)
         asked_after = server.user_messages()
     resent = [
         item

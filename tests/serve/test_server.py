@@ -22,7 +22,7 @@ import pytest
 
 from limo_ray.config import load_config
 from limo_ray.errors import LimoError
-from limo_ray.evaluate import SAMPLES_FILE, run_eval
+from limo_ray.evaluate import SAMPLES_FILE, EvalRequest, run_eval
 from limo_ray.serve import ServerHandle, run_server
 from tests.fixtures import build_tiny_checkpoint, eval_config, mini_benchmark
 
@@ -182,7 +182,7 @@ def test_eval_client_against_the_small_queue_retries_until_every_item_is_answere
     registry = mini_benchmark(tmp_path, items=48, samples=2)
     config = eval_config(None, "eval.concurrency=64", "eval.retries=30", "eval.max_tokens=16", registry_file=registry)
     lines: list[str] = []
-    result = run_eval(config, server.url, tmp_path, ["mini"], MODEL, KEY, progress=lines.append)
+    result = run_eval(config, EvalRequest(server.url, ["mini"], MODEL, KEY), tmp_path, progress=lines.append)
     requests, retries, busy = map(int, re.search(r"(\d+) requests \((\d+) retries, (\d+) busy", lines[-1]).groups())  # type: ignore[union-attr]
     report(f"eval at concurrency 64 vs queue 4+4: {requests} item requests, {retries} retries, {busy} busy (503)")
     assert busy >= 1
@@ -208,7 +208,7 @@ def test_eval_on_math500_and_aime24_writes_a_report_with_cis_and_a_rerun_asks_no
     server: ServerHandle, shared_data: Path, tmp_path: Path, report
 ) -> None:
     config = eval_config(shared_data, "eval.concurrency=8", "eval.retries=30", "eval.max_tokens=8")
-    result = run_eval(config, server.url, tmp_path, ["aime24", "math500"], MODEL, KEY)
+    result = run_eval(config, EvalRequest(server.url, ["aime24", "math500"], MODEL, KEY), tmp_path)
     aime, math500 = result.score(MODEL, "aime24"), result.score(MODEL, "math500")
     report(
         f"tiny random model: AIME24 {aime['pass@1']}% {aime['ci95']} ({aime['answered']} samples), "
@@ -222,7 +222,7 @@ def test_eval_on_math500_and_aime24_writes_a_report_with_cis_and_a_rerun_asks_no
 
     before = httpx.get(f"{server.url}/stats", headers={"Authorization": f"Bearer {KEY}"}, timeout=60).json()
     rows_before = (tmp_path / "eval" / SAMPLES_FILE).read_text().count("\n")
-    run_eval(config, server.url, tmp_path, ["aime24", "math500"], MODEL, KEY)
+    run_eval(config, EvalRequest(server.url, ["aime24", "math500"], MODEL, KEY), tmp_path)
     after = httpx.get(f"{server.url}/stats", headers={"Authorization": f"Bearer {KEY}"}, timeout=60).json()
     assert after["models"][MODEL]["requests"] == before["models"][MODEL]["requests"]
     assert (tmp_path / "eval" / SAMPLES_FILE).read_text().count("\n") == rows_before
