@@ -30,34 +30,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from limo_ray.architectures import arch_for
 from limo_ray.benchmarks.registry import BenchmarkRegistry
 from limo_ray.config import RunConfig, SamplingConfig
 from limo_ray.engine.placement import check_layout, describe_bundles, engine_replicas, replica_placement
 from limo_ray.engine.spec import EngineSpec, device_for, engine_spec
 from limo_ray.errors import LimoError
-from limo_ray.train.memory import (
-    GIB,
-    TrainMemoryEstimate,
-    arch_for,
-    estimate_for_config,
-    estimate_train_memory,
-    gpu_memory_gib,
-)
+from limo_ray.hardware import GIB, GPUS, gpu_bf16_tflops, gpu_memory_gib
+from limo_ray.train.memory import TrainMemoryEstimate, estimate_for_config, estimate_train_memory
 
 # The limo-32b preset names no pool files (users bring them): plan for a pool of this many problems.
 DEFAULT_POOL_SIZE = 100_000
-
-# Dense bf16 tensor-core peak per GPU (TFLOP/s), for the training throughput estimate.
-GPU_BF16_TFLOPS: dict[str, float] = {
-    "h100": 989.0,
-    "h800": 989.0,
-    "h200": 989.0,
-    "b200": 2250.0,
-    "a100": 312.0,
-    "l40s": 362.0,
-    "l4": 121.0,
-    "a10g": 125.0,
-}
 
 SizeClass = Literal["small", "medium", "large"]
 
@@ -492,12 +475,12 @@ def _cpu_stage(name: str, n_in: int, n_out: int, detail: str) -> StagePlan:
 def _peak_tflops(gpu_type: str | None, a: Assumptions, notes: list[str]) -> float:
     if a.gpu_bf16_tflops is not None:
         return a.gpu_bf16_tflops
-    key = (gpu_type or "").lower()
-    for name, tflops in GPU_BF16_TFLOPS.items():
-        if key.startswith(name):
-            return tflops
-    notes.append(f"peak FLOP/s unknown for gpu_type={gpu_type!r}: training time assumes an H100 (989 TFLOP/s)")
-    return GPU_BF16_TFLOPS["h100"]
+    tflops = gpu_bf16_tflops(gpu_type)
+    if tflops is not None:
+        return tflops
+    h100 = GPUS["H100"].bf16_tflops
+    notes.append(f"peak FLOP/s unknown for gpu_type={gpu_type!r}: training time assumes an H100 ({h100:.0f} TFLOP/s)")
+    return h100
 
 
 def _train_stage(
@@ -572,7 +555,7 @@ def _train_row(
 
 
 def _eval_stage(config: RunConfig, student: EngineAsk, a: Assumptions, notes: list[str]) -> StagePlan:
-    registry = BenchmarkRegistry.from_files(config.benchmarks.registry_files)
+    registry = BenchmarkRegistry.from_config(config.benchmarks)
     generations = items_total = 0
     for name in config.eval.benchmarks:
         bench = registry.get(name)

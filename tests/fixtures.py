@@ -5,7 +5,8 @@
 - `toy_problem_pool`: toy problems as `Problem` rows (balance, selection, the random baseline);
 - `MALFORMED_JSONL_LINES` / `write_malformed_jsonl`: a pool file with one bad row of every kind (records, ingest);
 - `eval_config` / `mini_benchmark` / `solve_sum`: an evaluation config, a small registered benchmark of sums and
-  the answer rule of a fake server that solves it (evaluate, serve).
+  the answer rule of a fake server that solves it (evaluate, serve);
+- `QWEN32_CONFIG`: Qwen2.5-32B-Instruct's published config.json (architectures, training memory).
 """
 
 from __future__ import annotations
@@ -257,3 +258,20 @@ def solve_sum(body: dict[str, Any]) -> list[str]:
 
 def wrong_sum(body: dict[str, Any]) -> list[str]:
     return ["The answer is \\boxed{-1}."] * body.get("n", 1)
+
+
+# ----------------------------------------------------------------------------------------------- model configs
+
+# Qwen2.5-32B-Instruct's config.json, as published.
+QWEN32_CONFIG: dict[str, Any] = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "hidden_size": 5120,
+    "intermediate_size": 27648,
+    "max_position_embeddings": 32768,
+    "model_type": "qwen2",
+    "num_attention_heads": 40,
+    "num_hidden_layers": 64,
+    "num_key_value_heads": 8,
+    "tie_word_embeddings": False,
+    "vocab_size": 152064,
+}

@@ -58,27 +58,22 @@ recompute 2 x 5.0 = 10.0) + buffers 2.0 + runtime 2.0 + fragmentation 5.9 = 67.3
 On one GPU the model states alone are 552 GiB: refused, with "try 16 GPUs of this size". So at 16k tokens the
 logits must never exist whole: `loss_impl` (default "fused") says which loss the training loop computes; with
 "chunked" at 8,192-token chunks the same run needs 94.6 GiB and is refused (78.9 with 1,024-token chunks).
+
+Item 1 lives in `limo_ray.architectures`, item 2 in `limo_ray.train.model_states`, GPU sizes in `limo_ray.hardware`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from limo_ray.architectures import ModelArch, arch_for, qwen2_arch_from_config
 from limo_ray.errors import LimoError
+from limo_ray.hardware import GIB
+from limo_ray.train.model_states import model_states_bytes
 
 if TYPE_CHECKING:
     from limo_ray.config import RunConfig
-
-GIB = float(2**30)
 
 Attention = Literal["flash_attention_2", "sdpa", "eager"]
 LossImpl = Literal["hf", "chunked", "fused"]
@@ -91,176 +86,6 @@ FRAGMENTATION = 0.10
 LOSS_CHUNK_TOKENS: dict[str, int] = {"chunked": 8192, "fused": 1024}
 # DeepSpeed's default reduce / all-gather bucket sizes for ZeRO-0/1/2, in elements.
 DS_BUCKET_ELEMENTS = 5e8
-
-# Usable memory per GPU (GiB, as the driver reports it: nvidia-smi MiB / 1024). "80 GB" cards report ~80 GiB.
-GPU_MEMORY_GIB: dict[str, float] = {
-    "H100-80GB": 79.6,
-    "H100": 79.6,
-    "H800": 79.6,
-    "H200": 140.4,
-    "H200-141GB": 140.4,
-    "B200": 178.4,
-    "A100-80GB": 80.0,
-    "A100-40GB": 40.0,
-    "L40S": 45.0,
-    "L4": 22.5,
-    "A10G": 22.5,
-}
-
-
-def gpu_memory_gib(gpu_type: str | None) -> float | None:
-    """Memory of one GPU of this type, from the table, else from a `<n>GB` in the name; None if unknown."""
-    if not gpu_type:
-        return None
-    for name, gib in GPU_MEMORY_GIB.items():
-        if name.lower() == gpu_type.lower():
-            return gib
-    match = re.search(r"(\d+(?:\.\d+)?)\s*G[Ii]?B", gpu_type)
-    return float(match.group(1)) if match else None
-
-
-# ----------------------------------------------------------------------------------------------- architectures
-
-
-@dataclass(frozen=True)
-class ModelArch:
-    """The architecture numbers that decide memory: enough to count parameters, activations and KV cache."""
-
-    name: str
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    vocab_size: int
-    tie_word_embeddings: bool = False
-    head_dim: int | None = None
-    qkv_bias: bool = True
-    # For architectures the dense-decoder formulas do not describe (MoE, MLA): stated totals.
-    total_params: int | None = None
-    kv_cache_bytes_per_token: int | None = None
-    # The checkpoint's native weight width (1 for FP8 checkpoints such as DeepSeek-R1); None: the engine dtype.
-    weight_bytes_per_param: float | None = None
-    dense: bool = True
-
-    @property
-    def kv_dim(self) -> int:
-        return self.num_kv_heads * (self.head_dim or self.hidden_size // self.num_heads)
-
-    @property
-    def q_dim(self) -> int:
-        return self.num_heads * (self.head_dim or self.hidden_size // self.num_heads)
-
-    def layer_params(self) -> int:
-        h, kv, q = self.hidden_size, self.kv_dim, self.q_dim
-        attn = h * (q + 2 * kv) + h * q + ((q + 2 * kv) if self.qkv_bias else 0)
-        return attn + 3 * h * self.intermediate_size + 2 * h
-
-    def embedding_params(self) -> int:
-        return self.vocab_size * self.hidden_size
-
-    def num_params(self) -> int:
-        if self.total_params is not None:
-            return self.total_params
-        heads = 1 if self.tie_word_embeddings else 2
-        return heads * self.embedding_params() + self.num_layers * self.layer_params() + self.hidden_size
-
-    def largest_layer_params(self) -> int:
-        """The largest single module's own parameters (DeepSpeed's 'largest layer'): embedding or an MLP matrix."""
-        return max(self.embedding_params(), self.hidden_size * self.intermediate_size, self.hidden_size * self.q_dim)
-
-    def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
-        """KV-cache bytes one token takes across all layers (K and V, every kv head)."""
-        if self.kv_cache_bytes_per_token is not None:
-            return self.kv_cache_bytes_per_token
-        return 2 * self.num_layers * self.kv_dim * dtype_bytes
-
-    def weight_bytes(self, dtype_bytes: float = 2.0) -> float:
-        return self.num_params() * (self.weight_bytes_per_param or dtype_bytes)
-
-
-def _qwen25(name: str, h: int, i: int, layers: int, heads: int, kv: int, vocab: int, tied: bool) -> ModelArch:
-    return ModelArch(name, h, i, layers, heads, kv, vocab, tie_word_embeddings=tied)
-
-
-_QWEN25_32B = dict(h=5120, i=27648, layers=64, heads=40, kv=8, vocab=152064, tied=False)
-_QWEN25_7B = dict(h=3584, i=18944, layers=28, heads=28, kv=4, vocab=152064, tied=False)
-_QWEN25_15B = dict(h=1536, i=8960, layers=28, heads=12, kv=2, vocab=151936, tied=True)
-
-# From each repository's config.json. Keys are lower-case hub names.
-KNOWN_ARCHS: dict[str, ModelArch] = {
-    name.lower(): _qwen25(name, **numbers)  # type: ignore[arg-type]
-    for names, numbers in (
-        (
-            (
-                "Qwen/Qwen2.5-32B-Instruct",
-                "Qwen/Qwen2.5-32B",
-                "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
-                "Qwen/QwQ-32B-Preview",
-                "Qwen/QwQ-32B",
-            ),
-            _QWEN25_32B,
-        ),
-        (("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-Math-7B-Instruct"), _QWEN25_7B),
-        (("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-1.5B"), _QWEN25_15B),
-    )
-    for name in names
-}
-# DeepSeek-R1: 671B-parameter MoE with multi-head latent attention, shipped in FP8. Inference sizing only:
-# the dense activation formulas above do not describe it. KV per token: 61 layers x (512 + 64) x 2 bytes.
-KNOWN_ARCHS["deepseek-ai/deepseek-r1"] = ModelArch(
-    "deepseek-ai/DeepSeek-R1",
-    hidden_size=7168,
-    intermediate_size=18432,
-    num_layers=61,
-    num_heads=128,
-    num_kv_heads=1,  # MLA's compressed latent is one "head", replicated on every tensor-parallel rank
-    vocab_size=129280,
-    total_params=671_000_000_000,
-    kv_cache_bytes_per_token=61 * (512 + 64) * 2,
-    weight_bytes_per_param=1.0,
-    dense=False,
-)
-
-
-def qwen2_arch_from_config(config: Mapping[str, Any] | str | Path, name: str | None = None) -> ModelArch:
-    """A dense decoder's numbers from its HF `config.json` (a mapping, the file, or the model folder)."""
-    if not isinstance(config, Mapping):
-        path = Path(config)
-        path = path / "config.json" if path.is_dir() else path
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LimoError(f"cannot read model config {path}: {exc}") from None
-        name = name or str(path.parent)
-    assert isinstance(config, Mapping)
-    model_type = str(config.get("model_type", ""))
-    if "moe" in model_type or "num_experts" in config or "n_routed_experts" in config:
-        raise LimoError(f"model {name or model_type}: {model_type} is a mixture of experts; only dense decoders")
-    try:
-        return ModelArch(
-            name=name or str(config.get("_name_or_path") or model_type),
-            hidden_size=int(config["hidden_size"]),
-            intermediate_size=int(config["intermediate_size"]),
-            num_layers=int(config["num_hidden_layers"]),
-            num_heads=int(config["num_attention_heads"]),
-            num_kv_heads=int(config.get("num_key_value_heads") or config["num_attention_heads"]),
-            vocab_size=int(config["vocab_size"]),
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-            head_dim=int(config["head_dim"]) if config.get("head_dim") else None,
-            # Qwen2 carries q/k/v biases; Llama-style configs say so with attention_bias.
-            qkv_bias=bool(config.get("attention_bias", model_type == "qwen2")),
-        )
-    except KeyError as exc:
-        raise LimoError(f"model {name or model_type}: config.json lacks {exc.args[0]!r}") from None
-
-
-def arch_for(model: str) -> ModelArch | None:
-    """The architecture of a local folder (its config.json) or a known hub name; None when it cannot be told."""
-    path = Path(model)
-    if "://" not in model and (path / "config.json").is_file():
-        return qwen2_arch_from_config(path, name=model)
-    return KNOWN_ARCHS.get(model.lower().rstrip("/"))
 
 
 # ----------------------------------------------------------------------------------------------- the estimate
@@ -382,74 +207,6 @@ class TrainMemoryEstimate:
         return None
 
 
-@contextmanager
-def _quiet_deepspeed_import() -> Iterator[None]:
-    """Import DeepSpeed without its 'could not detect an accelerator' warning on GPU-less planning hosts."""
-    if "DS_ACCELERATOR" in os.environ or "deepspeed" in sys.modules:
-        yield
-        return
-    import torch
-
-    if torch.cuda.is_available():
-        yield
-        return
-    # What auto-detection would pick anyway on this host; set only for the import, then put back.
-    os.environ["DS_ACCELERATOR"] = "cpu"
-    try:
-        yield
-    finally:
-        os.environ.pop("DS_ACCELERATOR", None)
-
-
-@cache
-def _deepspeed_estimators() -> tuple[Any, Any]:
-    with _quiet_deepspeed_import():
-        from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-        from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
-    return estimate_zero2_model_states_mem_needs, estimate_zero3_model_states_mem_needs
-
-
-def model_states_bytes(
-    arch: ModelArch,
-    zero_stage: int,
-    num_gpus: int,
-    gpus_per_node: int,
-    offload_optimizer: bool = False,
-    offload_params: bool = False,
-) -> tuple[float, float]:
-    """(GPU bytes per GPU, host bytes per node) for params, grads and Adam states; DeepSpeed's own estimators."""
-    p = arch.num_params()
-    per_node = min(num_gpus, max(gpus_per_node, 1))
-    nodes = num_gpus // per_node
-    if nodes * per_node != num_gpus:
-        # Not whole nodes: the per-GPU figure depends only on the total, so count it as one node of N.
-        nodes, per_node = 1, num_gpus
-    if offload_params and zero_stage != 3:
-        raise LimoError(f"ZeRO-{zero_stage}: parameter offload needs ZeRO-3")
-    if zero_stage == 3:
-        _, zero3 = _deepspeed_estimators()
-        cpu, gpu, _ = zero3(
-            p,
-            arch.largest_layer_params(),
-            num_gpus_per_node=per_node,
-            num_nodes=nodes,
-            cpu_offload=offload_optimizer or offload_params,
-            cpu_offload_params=offload_params,
-        )
-        return float(gpu), float(cpu)
-    if zero_stage == 2:
-        zero2, _ = _deepspeed_estimators()
-        cpu, gpu = zero2(p, num_gpus_per_node=per_node, num_nodes=nodes, cpu_offload=offload_optimizer)
-        return float(gpu), float(cpu)
-    if zero_stage == 1:
-        if offload_optimizer:
-            return 4.0 * p, p * max(4 * num_gpus, 16) * 1.5
-        return 4.0 * p + 16.0 * p / num_gpus, p * 4 * per_node * 1.5
-    if offload_optimizer:
-        raise LimoError("ZeRO-0: CPU offload needs ZeRO stage 1 or more")
-    return 20.0 * p, p * 4 * per_node * 1.5
-
-
 def layer_activation_bytes_per_token(arch: ModelArch, act_bytes: int = 2) -> int:
     """Bytes one decoder layer saves for backward per token (O(s) attention); see the module docstring."""
     h, i, kv, a = arch.hidden_size, arch.intermediate_size, arch.kv_dim, arch.num_heads
@@ -544,7 +301,8 @@ def estimate_for_config(
 
     `model_config` (a transformers config or its dict) gives the architecture when the model is a folder or hub
     name the table does not know. `train.cpu_offload` offloads the optimizer (not the parameters);
-    `attention: auto` is FlashAttention-2 on GPUs. Check it with `.require_fit(gpu_memory_gib(gpu_type))`.
+    `attention: auto` is FlashAttention-2 on GPUs. Check it with
+    `.require_fit(limo_ray.hardware.gpu_memory_gib(gpu_type))`.
     """
     t = config.train
     if not t.use_gpu:

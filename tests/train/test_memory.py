@@ -4,62 +4,17 @@ one GPU is refused with the numbers)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
+from limo_ray.architectures import KNOWN_ARCHS, ModelArch
 from limo_ray.errors import LimoError
-from limo_ray.train.memory import (
-    GIB,
-    KNOWN_ARCHS,
-    ModelArch,
-    arch_for,
-    estimate_train_memory,
-    gpu_memory_gib,
-    layer_activation_bytes_per_token,
-    model_states_bytes,
-    qwen2_arch_from_config,
-)
+from limo_ray.hardware import GIB, gpu_memory_gib
+from limo_ray.train.memory import estimate_train_memory, layer_activation_bytes_per_token
+from limo_ray.train.model_states import model_states_bytes
+from tests.fixtures import QWEN32_CONFIG
 
 QWEN32 = KNOWN_ARCHS["qwen/qwen2.5-32b-instruct"]
 H100 = 79.6
-
-# Qwen2.5-32B-Instruct's config.json, as published.
-QWEN32_CONFIG = {
-    "architectures": ["Qwen2ForCausalLM"],
-    "hidden_size": 5120,
-    "intermediate_size": 27648,
-    "max_position_embeddings": 32768,
-    "model_type": "qwen2",
-    "num_attention_heads": 40,
-    "num_hidden_layers": 64,
-    "num_key_value_heads": 8,
-    "tie_word_embeddings": False,
-    "vocab_size": 152064,
-}
-
-
-@pytest.mark.parametrize(
-    ("name", "billions"),
-    [("Qwen/Qwen2.5-32B-Instruct", 32.76), ("Qwen/Qwen2.5-7B-Instruct", 7.62), ("Qwen/Qwen2.5-1.5B-Instruct", 1.54)],
-)
-def test_parameter_counts_match_the_model_cards(name: str, billions: float) -> None:
-    arch = arch_for(name)
-    assert arch is not None
-    assert arch.num_params() / 1e9 == pytest.approx(billions, abs=0.01)
-
-
-def test_arch_from_config_json(tmp_path: Path) -> None:
-    assert qwen2_arch_from_config(QWEN32_CONFIG).num_params() == QWEN32.num_params()
-    (tmp_path / "config.json").write_text(json.dumps(QWEN32_CONFIG))
-    arch = arch_for(str(tmp_path))
-    assert arch is not None and arch.num_params() == QWEN32.num_params()
-    with pytest.raises(LimoError, match="mixture of experts"):
-        qwen2_arch_from_config({**QWEN32_CONFIG, "model_type": "qwen2_moe"})
-    with pytest.raises(LimoError, match="intermediate_size"):
-        qwen2_arch_from_config({k: v for k, v in QWEN32_CONFIG.items() if k != "intermediate_size"})
-    assert arch_for("someone/unknown-model") is None
 
 
 def test_qwen32b_zero3_16k_fits_two_nodes_of_eight() -> None:
@@ -130,13 +85,6 @@ def test_stages_offload_and_attention_order_as_expected() -> None:
 def test_moe_models_are_not_estimated_for_training() -> None:
     with pytest.raises(LimoError, match="dense decoders"):
         estimate_train_memory(KNOWN_ARCHS["deepseek-ai/deepseek-r1"], num_gpus=16, gpus_per_node=8, seq_len=1024)
-
-
-def test_gpu_memory_table_and_names() -> None:
-    assert gpu_memory_gib("H100-80GB") == 79.6
-    assert gpu_memory_gib("h200") == 140.4
-    assert gpu_memory_gib("RTX-24GB") == 24.0
-    assert gpu_memory_gib("mystery") is None and gpu_memory_gib(None) is None
 
 
 def test_activation_formula_matches_what_pytorch_saves() -> None:
