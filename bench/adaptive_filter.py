@@ -122,31 +122,32 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the two run folders here [a temporary folder, removed]")
     args = parser.parse_args()
 
-    from limo_ray.cli import _path_resolver
     from limo_ray.config import load_config
     from limo_ray.curate.context import CurateContext
     from limo_ray.curate.ledger import read_ledger
-    from limo_ray.curate.pipeline import run_curation
+    from limo_ray.curate.pipeline import curation_stages, run_curation
+    from limo_ray.toy.references import resolve_references
 
-    base = load_config(args.config, args.overrides)
+    base = resolve_references(load_config(args.config, args.overrides))
     root = args.keep or Path(tempfile.mkdtemp(prefix="limo-adaptive-"))
     root.mkdir(parents=True, exist_ok=True)
     overrides = list(args.overrides)
     if args.limit:
-        resolve = _path_resolver(base)
         rows = []
         for source in base.curate.pool.sources:
-            rows += Path(resolve(source)).read_text().splitlines()
+            rows += Path(source).read_text().splitlines()
         sample = random.Random(0).sample(rows, min(args.limit, len(rows)))
         pool = root / "pool.jsonl"
         pool.write_text("\n".join(sample) + "\n")
         overrides.append(f"curate.pool.sources=[{json.dumps(str(pool))}]")
     weak, strong = base.curate.weak, base.curate.strong
     modes = {
-        "adaptive": load_config(args.config, overrides),
-        "fixed": load_config(
-            args.config,
-            [*overrides, f"curate.weak.rounds=[{weak.attempts}]", f"curate.strong.rounds=[{strong.samples}]"],
+        "adaptive": resolve_references(load_config(args.config, overrides)),
+        "fixed": resolve_references(
+            load_config(
+                args.config,
+                [*overrides, f"curate.weak.rounds=[{weak.attempts}]", f"curate.strong.rounds=[{strong.samples}]"],
+            )
         ),
     }
     print(
@@ -157,9 +158,9 @@ def main() -> None:
     tokens: dict[str, dict[str, int]] = {}
     ledgers: dict[str, list[dict[str, Any]]] = {}
     for mode, config in modes.items():
-        ctx = CurateContext(config=config, run_dir=root / mode, resolve_path=_path_resolver(config), log=lambda _: None)
+        ctx = CurateContext(run_dir=root / mode, cluster=config.cluster, log=lambda _: None)
         began = time.perf_counter()
-        run_curation(ctx, until="strong_filter")
+        run_curation(ctx, curation_stages(config, "strong_filter"))
         tokens[mode] = stage_tokens(ctx.run_dir)
         ledgers[mode] = read_ledger(ctx.curate_dir)
         print(

@@ -25,17 +25,17 @@ from typing import Any
 ATTEMPTS = 4
 
 
-def pipeline_round(config: Any, problems: list[Any], run_dir: Path, resolve: Any) -> dict[str, float]:
+def pipeline_round(config: Any, problems: list[Any], run_dir: Path) -> dict[str, float]:
     from limo_ray.curate.context import CurateContext
-    from limo_ray.curate.filters import WeakFilter
     from limo_ray.curate.ledger import rebuild_ledger
+    from limo_ray.curate.pipeline import build_stage
     from limo_ray.curate.problem_table import write_problems
     from limo_ray.curate.stage import run_stage
 
-    ctx = CurateContext(config=config, run_dir=run_dir, resolve_path=resolve, log=lambda _: None)
+    ctx = CurateContext(run_dir=run_dir, cluster=config.cluster, log=lambda _: None)
     write_problems(problems, ctx.stage_dir("ingest") / "problems.parquet")  # the ledger's row set
     try:
-        outcome = run_stage(ctx, WeakFilter(), problems, "bench")
+        outcome = run_stage(ctx, build_stage(config, "weak_filter"), problems, "bench")
     finally:
         ctx.engines.close()
     rebuild_ledger(ctx.curate_dir, ["weak_filter"])
@@ -53,19 +53,20 @@ def main() -> None:
 
     from harness import bare_round, interleaved_pairs, write_bare_job
 
-    from limo_ray.cli import _path_resolver
     from limo_ray.config import load_config
     from limo_ray.curate.sampling import build_prompts
     from limo_ray.engine import engine_spec, init_ray
     from limo_ray.records import load_problems
+    from limo_ray.toy.references import resolve_references
 
-    config = load_config(
-        "tiny", [f"toy.size={args.size}", f"curate.weak.rounds=[{ATTEMPTS}]", f"curate.weak.attempts={ATTEMPTS}"]
+    config = resolve_references(
+        load_config(
+            "tiny", [f"toy.size={args.size}", f"curate.weak.rounds=[{ATTEMPTS}]", f"curate.weak.attempts={ATTEMPTS}"]
+        )
     )
-    resolve = _path_resolver(config)
-    pool = load_problems([resolve(s) for s in config.curate.pool.sources]).problems
+    pool = load_problems(list(config.curate.pool.sources)).problems
     problems = random.Random(0).sample(pool, min(args.problems, len(pool)))
-    spec = engine_spec(config, config.curate.weak.model, resolve_path=resolve)
+    spec = engine_spec(config, config.curate.weak.model)
     sampling = config.curate.weak.sampling.model_dump()
     job = write_bare_job(spec, list(build_prompts(spec, problems).values()), {"n": ATTEMPTS, **sampling})
     init_ray(config.cluster, num_cpus=2)
@@ -77,7 +78,7 @@ def main() -> None:
     runs = iter(range(10_000))
 
     def pipeline() -> dict[str, float]:
-        return pipeline_round(config, problems, work / f"run-{next(runs)}", resolve)
+        return pipeline_round(config, problems, work / f"run-{next(runs)}")
 
     ratios = interleaved_pairs(lambda: bare_round(job), pipeline, args.pairs, ("bare", "pipeline"))
     print(f"pipeline/bare-engine tokens-per-second ratio: {statistics.median(ratios):.3f}")

@@ -44,10 +44,9 @@ def problems(count: int) -> list[str]:
 
 def default_model() -> str:
     """The weak toy model (the toy world is built on first use: a few minutes)."""
-    from limo_ray.config import ToyConfig
-    from limo_ray.toy import resolve_toy_path
+    from limo_ray.toy import build_toy_world
 
-    return resolve_toy_path("toy:weak", ToyConfig())
+    return str(build_toy_world().path("weak"))
 
 
 def free_port() -> int:

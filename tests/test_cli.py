@@ -150,3 +150,30 @@ def test_train_dry_run_prints_the_memory_plan_and_refuses_one_gpu() -> None:
         "train.num_workers=1",
     )
     assert one.returncode == 2 and "does not fit" in one.stderr and "GiB per GPU" in one.stderr
+
+
+def test_curate_until_dedup_on_a_user_pool_never_builds_the_toy_world(tmp_path: Path, report) -> None:
+    """The tiny preset names toy models and the toy benchmark, but ingest and dedup read only the pool: the entry
+    step resolves `toy:` paths without building the world (an empty cache stays empty)."""
+    import os
+    import time
+
+    pool = tmp_path / "pool.jsonl"
+    texts = ["What is 2 + 3?", "What is 2 + 3 ?", "What is 7 - 4?", "Find x if 2x = 10."]
+    pool.write_text("".join(json.dumps({"problem": t, "answer": "1"}) + "\n" for t in texts))
+    cache = tmp_path / "cache"
+    run_dir = tmp_path / "run"
+    began = time.perf_counter()
+    out = subprocess.run(
+        [*LIMO, "curate", "--config", "tiny", "--pool", str(pool), "--until", "dedup", "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LIMO_RAY_CACHE": str(cache)},
+    )
+    seconds = time.perf_counter() - began
+    assert out.returncode == 0, out.stderr
+    assert not (cache / "toy").exists()
+    manifest = json.loads((run_dir / "curate" / "dedup" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["rows_in"] == 4 and manifest["rows_out"] == 3
+    report(f"limo curate --pool FILE --until dedup on an empty cache: {seconds:.1f}s, no toy world built")

@@ -12,7 +12,6 @@ from limo_ray.toy.build import (
     ToyWorld,
     build_toy_world,
     cache_root,
-    resolve_toy_path,
     toy_spec,
     world_hash,
 )
@@ -37,7 +36,6 @@ __all__ = [
     "generate_toy_problems",
     "level_table",
     "reference_chain",
-    "resolve_toy_path",
     "toy_spec",
     "world_hash",
 ]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from limo_ray.config import LIMO_SYSTEM_PROMPT, ToyConfig
+from limo_ray.config import LIMO_SYSTEM_PROMPT
 from limo_ray.errors import LimoError
 from limo_ray.records.schema import normalize_text
 from limo_ray.runfolder import write_json_atomic, write_jsonl_atomic
@@ -298,25 +298,6 @@ def build_toy_world(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return _world_at(root, spec, seed, content_hash)
-
-
-def resolve_toy_path(
-    path: str,
-    toy: ToyConfig | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = True,
-) -> str:
-    """`toy:weak` (`toy:strong`, `toy:strong_b`, `toy:student`, `toy:pool`, `toy:benchmark`) -> a local path,
-    building the world of `toy.size` / `toy.seed` on first use."""
-    if not path.startswith("toy:"):
-        raise LimoError(f"{path!r} is not a toy world path (toy:<name>)")
-    name = path.removeprefix("toy:")
-    if name not in (*MODEL_NAMES, "pool", "benchmark"):
-        raise LimoError(
-            f"unknown toy world path {path!r}; use toy:{', toy:'.join([*MODEL_NAMES, 'pool', 'benchmark'])}"
-        )
-    toy = toy or ToyConfig()
-    return str(build_toy_world(toy.size, toy.seed, cache_dir=cache_dir, progress=progress).path(name))
 
 
 # ----------------------------------------------------------------------------------------------- the build
@@ -725,7 +706,6 @@ __all__ = [
     "cache_root",
     "make_benchmark",
     "make_pool",
-    "resolve_toy_path",
     "toy_spec",
     "world_hash",
 ]

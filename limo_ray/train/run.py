@@ -80,7 +80,7 @@ class TrainResult:
         resumed = f", resumed from the checkpoint at step {self.resumed_from_step}" if self.resumed_from_step else ""
         if not self.complete:
             return f"stopped at step {self.steps}/{self.total_steps}{resumed} (re-run resumes)"
-        loss = f"final loss {self.final_loss}"
+        loss = f"final loss {self.final_loss:.4g}" if self.final_loss is not None else "no loss logged"
         return f"complete: {self.total_steps} steps{resumed}, {loss}, checkpoint {self.checkpoint}"
 
     def summary(self) -> dict[str, Any]:
@@ -102,6 +102,11 @@ def training_settings(config: RunConfig, dataset_path: str | Path, model_path: s
         "trust_remote_code": _trust_remote_code(config),
         "seed": config.seed,
     }
+
+
+def training_key(config: RunConfig, dataset_path: str | Path, model_path: str) -> str:
+    """The key a finished training's manifest and export carry: a re-run with the same key is skipped."""
+    return settings_key(training_settings(config, dataset_path, model_path))
 
 
 def claim_training_folder(train_dir: Path, settings: dict[str, Any]) -> None:
@@ -179,7 +184,7 @@ def run_training(
     metrics_path = train_dir / METRICS_FILE
     write_resolved_config(config, run_dir)
     settings = training_settings(config, dataset_path, model_path)
-    config_hash = settings_key(settings)
+    config_hash = settings_key(settings)  # = training_key(...)
     if is_complete(train_dir, config_hash):
         return _result_from_manifest(run_dir, metrics_path)
     claim_training_folder(train_dir, settings)
@@ -272,7 +277,7 @@ def _finish(
 ) -> TrainResult:
     """After training: put the export in place and write the manifest, or say where a re-run resumes."""
     train, train_dir = config.train, run_dir / STAGE
-    config_hash = settings_key(training_settings(config, dataset_path, model_path))
+    config_hash = training_key(config, dataset_path, model_path)
     total = per_epoch * train.epochs
     metrics_path = train_dir / METRICS_FILE
     export_uri = f"{storage.rstrip('/')}/{RAY_RUN_NAME}/{ckpt.EXPORT_NAME}"

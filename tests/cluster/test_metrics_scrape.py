@@ -13,7 +13,6 @@ import socket
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,9 @@ import pytest
 from limo_ray.config import load_config
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.metrics import ROWS, SAMPLES, SOLVE_RATE, TOKENS
-from limo_ray.curate.pipeline import run_curation
+from limo_ray.curate.pipeline import curation_stages, run_curation
+from limo_ray.toy import build_toy_world
+from limo_ray.toy.references import resolve_references
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +52,14 @@ class Curated:
 def curated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curated]:
     import ray
 
-    from limo_ray.cli import _path_resolver
     from limo_ray.engine.ray_session import init_ray
 
     folder = tmp_path_factory.mktemp("metrics-run")
     sizing = ["toy.size=test"]
-    toy_pool = Path(_path_resolver(load_config("tiny", sizing))("toy:pool"))
+    toy_pool = build_toy_world("test").pool
     pool = folder / "pool.jsonl"
     pool.write_text("".join(line + "\n" for line in toy_pool.read_text(encoding="utf-8").splitlines()[:POOL_SIZE]))
-    config = load_config("tiny", [*sizing, f"curate.pool.sources={json.dumps([str(pool)])}"])
+    config = resolve_references(load_config("tiny", [*sizing, f"curate.pool.sources={json.dumps([str(pool)])}"]))
     port = _free_port()
     if ray.is_initialized():
         ray.shutdown()  # an earlier module's embedded cluster, in this process: this one needs its own metrics port
@@ -72,8 +72,8 @@ def curated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Curated]:
             _temp_dir=str(tmp_path_factory.mktemp("ray")),
         )
     try:
-        ctx = CurateContext(config=config, run_dir=folder / "run", resolve_path=_path_resolver(config))
-        run_curation(ctx, until="weak_filter")
+        ctx = CurateContext(run_dir=folder / "run", cluster=config.cluster)
+        run_curation(ctx, curation_stages(config, "weak_filter"))
         yield Curated(ctx, f"http://127.0.0.1:{port}/metrics")
     finally:
         ray.shutdown()

@@ -11,29 +11,29 @@ from collections import Counter, defaultdict
 import pytest
 
 from limo_ray.config import RunConfig, load_config
-from limo_ray.curate.cascade import BandRule, WeakRule
+from limo_ray.curate.cascade import BandRule, WeakRule, replay
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.ledger import read_ledger
-from limo_ray.curate.pipeline import run_curation
+from limo_ray.curate.pipeline import curation_stages, run_curation
 from limo_ray.curate.quality_stage import read_scored_chains
 from limo_ray.grading import grade
+from limo_ray.toy.references import resolve_references
 
 pytestmark = pytest.mark.integration
 
 OVERRIDES = ["toy.size=test", "curate.balance.size=120", "curate.select.size=80"]
 
 
+def _config() -> RunConfig:
+    return resolve_references(load_config("tiny", OVERRIDES))
+
+
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory: pytest.TempPathFactory) -> CurateContext:
     import ray
 
-    from limo_ray.cli import _path_resolver
-
-    config = load_config("tiny", OVERRIDES)
-    ctx = CurateContext(
-        config=config, run_dir=tmp_path_factory.mktemp("curate-run"), resolve_path=_path_resolver(config)
-    )
-    run_curation(ctx)
+    ctx = CurateContext(run_dir=tmp_path_factory.mktemp("curate-run"))
+    run_curation(ctx, curation_stages(_config()))
     yield ctx
     ray.shutdown()
 
@@ -76,14 +76,26 @@ def test_weak_filter_drops_low_levels_and_strong_filter_keeps_high_levels(curate
 
 def test_every_filter_decision_recomputes_from_the_ledger(curated: CurateContext) -> None:
     """Independent of the stage code: replay each recorded outcome stream with the config's rules."""
-    config: RunConfig = curated.config
+    config: RunConfig = _config()
     weak, strong = config.curate.weak, config.curate.strong
-    disagreements = []
+    rules = {
+        "weak_filter": (WeakRule(weak.attempts), weak.rounds),
+        "strong_filter": (BandRule(strong.samples, strong.keep_min, strong.keep_max), strong.rounds),
+    }
+    disagreements, rule_disagreements = [], []
+    decided: Counter[tuple[str, str]] = Counter()
     for row in _ledger(curated):
         for stage in ("weak_filter", "strong_filter"):
             if row.get(stage) is None:
                 continue
             outcomes = row[f"{stage}_facts"]["outcomes"]
+            decided[(stage, row[stage])] += 1
+            # The cascade's rules, replayed round by round on the recorded stream, decide what the stage recorded.
+            rule, rounds = rules[stage]
+            replayed = replay(rule, rounds, outcomes)
+            got = (replayed.status.verdict, replayed.status.reason, replayed.drawn)
+            if got != (row[stage], row[f"{stage}_reason"], len(outcomes)):
+                rule_disagreements.append((row["problem_id"], stage, got, row[stage], row[f"{stage}_reason"]))
             successes = sum(outcomes)
             if stage == "weak_filter":
                 expected = "dropped" if successes else "kept"
@@ -109,7 +121,9 @@ def test_every_filter_decision_recomputes_from_the_ledger(curated: CurateContext
             if row[stage] != expected or len(outcomes) != expected_drawn:
                 disagreements.append((row["problem_id"], stage, row[stage], expected, len(outcomes), expected_drawn))
     assert disagreements == []
-    assert WeakRule(weak.attempts) and BandRule(strong.samples, strong.keep_min, strong.keep_max)
+    assert rule_disagreements == []
+    # Both filters kept some problems and dropped others: the comparisons above saw both outcomes of each rule.
+    assert all(decided[(stage, d)] > 0 for stage in rules for d in ("kept", "dropped")), decided
 
 
 def test_dataset_is_correct_loadable_and_its_card_matches_the_ledger(curated: CurateContext, report) -> None:
@@ -159,9 +173,7 @@ def test_exported_chain_is_the_top_scoring_correct_chain(curated: CurateContext)
 
 def test_rerun_skips_every_complete_stage_and_draws_nothing(curated: CurateContext) -> None:
     lines: list[str] = []
-    ctx = CurateContext(
-        config=curated.config, run_dir=curated.run_dir, resolve_path=curated.resolve_path, log=lines.append
-    )
-    outcomes = run_curation(ctx)
+    ctx = CurateContext(run_dir=curated.run_dir, log=lines.append)
+    outcomes = run_curation(ctx, curation_stages(_config()))
     assert all(o.skipped for o in outcomes)
     assert not any("requests" in line for line in lines)

@@ -15,7 +15,8 @@ from limo_ray.config import load_config
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.generations import stored_attempts
 from limo_ray.curate.ledger import read_ledger
-from limo_ray.curate.pipeline import run_curation
+from limo_ray.curate.pipeline import curation_stages, run_curation
+from limo_ray.toy.references import resolve_references
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +24,9 @@ pytestmark = pytest.mark.integration
 def test_killing_the_engine_actor_mid_weak_filter_loses_and_repeats_nothing(tmp_path: Path) -> None:
     import ray
 
-    from limo_ray.cli import _path_resolver
-
-    config = load_config("tiny", ["toy.size=test"])
+    config = resolve_references(load_config("tiny", ["toy.size=test"]))
     lines: list[str] = []
-    ctx = CurateContext(config=config, run_dir=tmp_path, resolve_path=_path_resolver(config), log=lines.append)
+    ctx = CurateContext(run_dir=tmp_path, log=lines.append)
     killed: list[int] = []
 
     def kill_the_engine_once_it_works() -> None:
@@ -45,7 +44,7 @@ def test_killing_the_engine_actor_mid_weak_filter_loses_and_repeats_nothing(tmp_
     killer = threading.Thread(target=kill_the_engine_once_it_works, daemon=True)
     killer.start()
     try:
-        run_curation(ctx, until="weak_filter")
+        run_curation(ctx, curation_stages(config, "weak_filter"))
     finally:
         ray.shutdown()
     killer.join(timeout=5)

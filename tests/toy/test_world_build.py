@@ -17,7 +17,8 @@ from limo_ray.config import ToyConfig
 from limo_ray.errors import LimoError
 from limo_ray.records import load_problems
 from limo_ray.records.schema import normalize_text
-from limo_ray.toy import MODEL_NAMES, TOY_SPECS, ToyWorld, build_toy_world, resolve_toy_path, world_hash
+from limo_ray.toy import MODEL_NAMES, TOY_SPECS, ToyWorld, build_toy_world, world_hash
+from limo_ray.toy.references import toy_location
 from limo_ray.toy.tokenizer import IM_END, load_tokenizer, tokenizer_problems
 
 pytestmark = pytest.mark.integration
@@ -84,10 +85,11 @@ def test_second_build_is_a_cache_hit_under_five_seconds(world: ToyWorld) -> None
     again = build_toy_world("test", seed=0, progress=False)
     assert time.perf_counter() - began < 5.0
     assert again.root == world.root
-    assert resolve_toy_path("toy:strong", ToyConfig(size="test")) == str(world.models["strong"])
-    assert resolve_toy_path("toy:benchmark", ToyConfig(size="test")) == str(world.benchmark)
+    # The entry step names the same places without building anything.
+    for part in ("weak", "strong", "strong_b", "student", "pool", "benchmark"):
+        assert toy_location(f"toy:{part}", ToyConfig(size="test")) == str(world.path(part))
     with pytest.raises(LimoError, match="unknown toy world path"):
-        resolve_toy_path("toy:teacher", ToyConfig(size="test"))
+        toy_location("toy:teacher", ToyConfig(size="test"))
 
 
 def test_world_manifest_records_the_build(world: ToyWorld, report) -> None:

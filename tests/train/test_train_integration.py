@@ -21,11 +21,12 @@ import torch
 
 from limo_ray.config import LIMO_SYSTEM_PROMPT, RunConfig, load_config
 from limo_ray.errors import LimoError
+from limo_ray.runfolder import read_resolved_config
 from limo_ray.train import run_training
 from limo_ray.train.checkpoint import PROBE_FILE, STATE_FILE, files_for_rank
 from limo_ray.train.data import TokenizedData, load_tokenizer, read_dataset, tokenize_dataset, tokenize_row
 from limo_ray.train.packing import collate, epoch_rows, step_plan, token_loss_sum
-from limo_ray.train.run import plan_steps
+from limo_ray.train.run import plan_steps, training_key
 from limo_ray.train.schedule import lr_multiplier
 from tests.fixtures import limo_rows, write_jsonl
 
@@ -173,6 +174,27 @@ def test_a_complete_run_is_not_redone(trained, config, dataset, tiny_model) -> N
     assert again.skipped and again.checkpoint == trained.checkpoint and again.final_loss == trained.final_loss
 
 
+def test_settings_training_does_not_read_leave_a_finished_training_alone_and_others_are_refused_by_name(
+    trained, config, dataset, tiny_model, tmp_path: Path
+) -> None:
+    manifest = (trained.run_dir / "train" / "manifest.json").read_text()
+    other_eval = load_config(
+        "tiny", [*OVERRIDES, f"train.scratch_dir={config.train.scratch_dir}", "eval.concurrency=3"]
+    )
+    again = run_training(other_eval, trained.run_dir, dataset, str(tiny_model))
+    assert again.skipped and again.checkpoint == trained.checkpoint
+    assert (trained.run_dir / "train" / "manifest.json").read_text() == manifest
+    assert read_resolved_config(trained.run_dir).eval.concurrency == 3  # the folder records the latest config
+    other_lr = load_config(
+        "tiny", [*OVERRIDES, f"train.scratch_dir={config.train.scratch_dir}", "train.learning_rate=1e-3"]
+    )
+    with pytest.raises(LimoError, match=r"other settings \(changed: train.learning_rate\)"):
+        run_training(other_lr, trained.run_dir, dataset, str(tiny_model))
+    edited = write_jsonl(limo_rows(32, seed=4), tmp_path / "dataset.jsonl")  # same path, other content
+    with pytest.raises(LimoError, match=r"changed: dataset_sha256"):
+        run_training(config, trained.run_dir, edited, str(tiny_model))
+
+
 def test_a_run_killed_after_the_export_moved_only_writes_the_manifest(
     trained, config, dataset, tiny_model, tmp_path: Path
 ) -> None:
@@ -181,7 +203,8 @@ def test_a_run_killed_after_the_export_moved_only_writes_the_manifest(
     run_dir = tmp_path / "moved"
     shutil.copytree(trained.run_dir, run_dir)
     (run_dir / "train" / "manifest.json").unlink()
-    state = {"kind": "hf_export", "step": 8, "total_steps": 8, "world_size": 2, "config_hash": config.content_hash()}
+    key = training_key(config, dataset, str(tiny_model))
+    state = {"kind": "hf_export", "step": 8, "total_steps": 8, "world_size": 2, "config_hash": key}
     (run_dir / "train" / "checkpoint" / STATE_FILE).write_text(json.dumps(state))
     snapshot = run_dir / "train" / "ds_checkpoints" / "checkpoint_manager_snapshot.json"
     before = snapshot.read_text()
