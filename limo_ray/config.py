@@ -263,11 +263,10 @@ class TrainConfig(StrictModel):
 # ----------------------------------------------------------------------------------------------- serve / eval
 
 
-class ServeConfig(StrictModel):
-    models: list[str] = Field(default_factory=list)
-    # Local by default: exposing an endpoint beyond this machine must be a decision.
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+class ServeReplicaConfig(StrictModel):
+    """How each served model's deployment scales, queues and checks keys: the part of `serve:` the Serve app
+    itself takes (`limo_ray.serve.app.AppArgs` extends it), so each field is declared here once."""
+
     min_replicas: int = Field(default=1, ge=0)
     max_replicas: int = Field(default=1, ge=1)
     target_ongoing_requests: int = Field(default=32, gt=0)
@@ -277,6 +276,13 @@ class ServeConfig(StrictModel):
     retry_after_s: int = Field(default=1, ge=0)
     # The name of the environment variable holding the API key; the key itself never goes in a config.
     api_key_env: str | None = "LIMO_API_KEY"
+
+
+class ServeConfig(ServeReplicaConfig):
+    models: list[str] = Field(default_factory=list)
+    # Local by default: exposing an endpoint beyond this machine must be a decision.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
 
 
 class DecodingConfig(StrictModel):
