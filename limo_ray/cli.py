@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -61,6 +62,9 @@ SetOption = Annotated[
 
 RunDirOption = Annotated[
     Path | None, typer.Option("--run-dir", help="Run folder [runs/<config name>]; re-running resumes it.")
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Stream Ray's and vLLM's logs to the console (else RUN_DIR/logs/).")
 ]
 
 
@@ -211,6 +215,7 @@ def submit_command(
 
     Example: `limo submit curate --address http://127.0.0.1:8265 --config limo-32b --follow --until dedup`"""
     from limo_ray import submit as jobs
+    from limo_ray.console import submit_lines
 
     resolved = _load(config, overrides)
     stage_args = ["--config", config, *[a for o in overrides or [] for a in ("--set", o)]]
@@ -219,6 +224,8 @@ def submit_command(
     submission = jobs.build_submission(resolved, stage, [*stage_args, *ctx.args], working_dir.resolve(), submission_id)
     job_id = jobs.submit(address, submission)
     typer.echo(f"submitted {job_id}: {submission.entrypoint}")
+    for line in submit_lines(address, run_dir):
+        typer.echo(line)
     if follow:
         status = jobs.follow(address, job_id, typer.echo)
         typer.echo(f"job {job_id} {status}")
@@ -458,21 +465,41 @@ def run_command(
     config: ConfigOption = "tiny",
     overrides: SetOption = None,
     run_dir: RunDirOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """The whole job: curate -> train -> evaluate, plus the control (the student trained on a random selection).
 
     Example: `limo run --config tiny --run-dir runs/demo`. Every finished step is skipped on a re-run, so after a
     crash the same command finishes the job. Writes summary.md (accuracies with 95% CIs and paired bootstrap
-    p-values against the base student, the curation funnel, the loss curve) into the run folder.
+    p-values against the base student, the curation funnel, the loss curve) into the run folder. The console
+    shows the progress; Ray's and vLLM's logs go to RUN_DIR/logs/ (--verbose streams them here).
     """
+    from limo_ray.console import job_console, summary_sections
+    from limo_ray.engine.ray_session import start_job_ray
     from limo_ray.run import run_all
+    from limo_ray.status import RUN_STEPS
 
     resolved = _resolved(_load(config, overrides))
     folder = _run_dir(resolved, run_dir)
-    with run_lock(folder):
-        summary = run_all(resolved, folder, log=typer.echo)
-    typer.echo((folder / "summary.md").read_text(encoding="utf-8"))
-    typer.echo(f"summary: {summary.files['summary']}")
+    start_ray = partial(start_job_ray, resolved.cluster)
+    with run_lock(folder), job_console(folder, start_ray, verbose=verbose, steps=len(RUN_STEPS)) as console:
+        summary = run_all(resolved, folder, log=console)
+        console.note(summary_sections((folder / "summary.md").read_text(encoding="utf-8")))
+        console.note(f"summary: {summary.files['summary']}")
+
+
+@app.command("status")
+def status_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (the --run-dir of `limo run`, curate, train, eval).")],
+) -> None:
+    """Where a run stands, read from its files alone (never Ray): steps done/running/pending, the curation funnel
+    so far, the last training step and loss, eval progress. Works on a run still going, and on a run folder on
+    shared storage while the job runs on the cluster.
+
+    Example: `limo status runs/demo`"""
+    from limo_ray.status import format_status, read_status
+
+    typer.echo(format_status(read_status(run_dir)))
 
 
 @app.command("grade")

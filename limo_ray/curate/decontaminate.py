@@ -137,8 +137,12 @@ class Decontaminate(Stage):
         present, missing = registry.available(settings.benchmarks, data_root)
         if missing and settings.benchmarks != "all":
             raise LimoError("decontamination benchmarks not found: " + "; ".join(missing))
-        for line in missing:
-            ctx.log(f"[curate] decontaminate: skipping benchmark {line}")
+        if missing:  # one line with the fix; each benchmark and why is in the manifest (skipped_benchmarks)
+            checked = ", ".join(b.name for b in present) or "none"
+            ctx.log(
+                f"[curate] decontaminate: {len(missing)} registered benchmarks have no data (set "
+                f"benchmarks.data_root; which and why: {self.name}/manifest.json); checked: {checked}"
+            )
         index = BenchmarkIndex(settings.ngram_sizes, settings.max_ngram_items, settings.min_overlap)
         items = 0
         for bench in present:
