@@ -32,7 +32,7 @@ def report(capsys: pytest.CaptureFixture[str]):
 def ray_metrics_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, float, dict[str, str]]]:
     """A stand-in for a running Ray whose metric handles record `(kind, name, value, tags)` instead of exporting.
 
-    `limo_ray.metrics` only looks Ray up in sys.modules and imports `ray.util.metrics`, so replacing those modules
+    `limo_ray.telemetry` only looks Ray up in sys.modules and imports `ray.util.metrics`, so replacing those modules
     for the test shows exactly what a stage emits, without starting Ray.
     """
     import types

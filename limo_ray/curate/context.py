@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from limo_ray.config import ClusterConfig
-from limo_ray.curate.metrics import CurateMetrics
+from limo_ray.curate.telemetry import CurateMetrics
 from limo_ray.engine.pool import EngineCache
 
 

@@ -1,4 +1,4 @@
-"""Evaluate checkpoints behind an OpenAI-compatible endpoint: `run_eval`, metrics with CIs, reports.
+"""Evaluate checkpoints behind an OpenAI-compatible endpoint: `run_eval`, scores with CIs (`statistics`), reports.
 
 A client of a URL only: nothing here imports `limo_ray.serve`; `limo eval --checkpoint X` composes the two.
 """

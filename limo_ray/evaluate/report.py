@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from limo_ray.evaluate import metrics
+from limo_ray.evaluate import statistics
 from limo_ray.runfolder import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -52,15 +52,15 @@ def benchmark_scores(
     correct = [[bool(row["correct"]) for row in rows] for rows in samples]
     answers = [[row.get("extracted") for row in rows] for rows in samples]
     k = min((len(rows) for rows in samples), default=0)
-    estimate = metrics.pass_at_1(correct, seed=seed)
+    estimate = statistics.pass_at_1(correct, seed=seed)
     scores = {
         "pass@1": _pct(estimate.value),
         "ci95": [_pct(estimate.low), _pct(estimate.high)],
         "ci_method": estimate.method,
         "n": len(samples),
         "samples": k,
-        f"maj@{k}": _pct(metrics.maj_at_k(answers, correct, k)) if k else None,
-        f"pass@{k}": _pct(metrics.mean_pass_at_k(correct, k)) if k else None,
+        f"maj@{k}": _pct(statistics.maj_at_k(answers, correct, k)) if k else None,
+        f"pass@{k}": _pct(statistics.mean_pass_at_k(correct, k)) if k else None,
         "answered": sum(len(rows) for rows in samples),
         "refused": sum(1 for rows in samples for row in rows if row.get("error")),
         "truncated": sum(1 for rows in samples for row in rows if row.get("finish_reason") == "length"),
@@ -116,7 +116,7 @@ def _comparisons(
             a, b = item_scores[names[0]].get(bench), item_scores[other].get(bench)
             if not a or not b or len(a) != len(b):
                 continue
-            test = metrics.paired_bootstrap(b, a, seed=seed)
+            test = statistics.paired_bootstrap(b, a, seed=seed)
             out.append(
                 {
                     "benchmark": bench,

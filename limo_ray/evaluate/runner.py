@@ -13,7 +13,7 @@ error; requests that still fail after every retry are left missing, and the run 
 report, so the numbers never silently cover fewer items than the benchmark has.
 
 Progress also goes out as Ray metrics where Ray runs (requests, graded samples, a running pass@1:
-`live_metrics.py`), for the Grafana dashboard in cluster/grafana/.
+`telemetry.py`), for the Grafana dashboard in cluster/grafana/.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from limo_ray.engine.stage import chat_messages
 from limo_ray.errors import LimoError
 from limo_ray.evaluate.client import ChatClient, Completion, RequestFailed, RetryPolicy
 from limo_ray.evaluate.judge import EndpointJudge, Judge
-from limo_ray.evaluate.live_metrics import EvalMetrics
 from limo_ray.evaluate.report import Report, build_report, write_report
 from limo_ray.evaluate.samples import SAMPLES_FILE, SampleStore, sample_key
+from limo_ray.evaluate.telemetry import EvalMetrics
 from limo_ray.grading import Grader, Verdict, default_grader
 
 EVAL_DIR = "eval"

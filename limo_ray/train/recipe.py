@@ -34,9 +34,9 @@ from limo_ray.train import checkpoint as ckpt
 from limo_ray.train.attention import packed_attention
 from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend, resolve_attention
 from limo_ray.train.loss import CausalLMForSFT
-from limo_ray.train.metrics import StepGauges
 from limo_ray.train.packing import collate, epoch_rows, step_plan
 from limo_ray.train.schedule import lr_multiplier
+from limo_ray.train.telemetry import StepGauges
 
 
 class SimulatedFailure(RuntimeError):

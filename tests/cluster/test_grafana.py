@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from limo_ray.curate.metrics import CURATE_METRICS
-from limo_ray.evaluate.live_metrics import EVAL_METRICS
-from limo_ray.metrics import EXPORT_PREFIX, MetricSpec
-from limo_ray.train.metrics import TRAIN_METRICS
+from limo_ray.curate.telemetry import CURATE_METRICS
+from limo_ray.evaluate.telemetry import EVAL_METRICS
+from limo_ray.telemetry import EXPORT_PREFIX, MetricSpec
+from limo_ray.train.telemetry import TRAIN_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "cluster" / "grafana" / "limo-ray.json"
 PROJECT_SPECS: tuple[MetricSpec, ...] = (*CURATE_METRICS, *TRAIN_METRICS, *EVAL_METRICS)
-PROJECT_METRIC_MODULES = {"curate/metrics.py", "train/metrics.py", "evaluate/live_metrics.py"}
+PROJECT_METRIC_MODULES = {"curate/telemetry.py", "train/telemetry.py", "evaluate/telemetry.py"}
 
 # PromQL, reduced to metric names: strings, label matchers, ranges and groupings go first; of the identifiers
 # left, those followed by "(" are functions; keywords are dropped by name.
@@ -153,19 +153,19 @@ def test_every_other_metric_in_a_query_is_one_ray_exports(dashboard: dict[str, A
 
 
 def test_project_metrics_are_declared_only_in_the_modules_the_dashboard_test_reads() -> None:
-    """A new metrics module must join PROJECT_SPECS above, or its metrics would escape these checks."""
+    """A new telemetry module must join PROJECT_SPECS above, or its metrics would escape these checks."""
     package = ROOT / "limo_ray"
     declaring = {
         str(path.relative_to(package))
         for path in package.rglob("*.py")
         if "MetricSpec(" in path.read_text(encoding="utf-8") and path.name != "__init__.py"
     }
-    assert declaring - {"metrics.py"} == PROJECT_METRIC_MODULES, "declare metrics in a module PROJECT_SPECS reads"
-    # Everything goes through limo_ray.metrics: no stage makes Ray metric handles of its own.
+    assert declaring - {"telemetry.py"} == PROJECT_METRIC_MODULES, "declare metrics in a module PROJECT_SPECS reads"
+    # Everything goes through limo_ray.telemetry: no stage makes Ray metric handles of its own.
     direct = {
         str(path.relative_to(package))
         for path in package.rglob("*.py")
         if "ray.util.metrics" in path.read_text(encoding="utf-8")
     }
-    assert direct == {"metrics.py"}, "emit through limo_ray.metrics.RayMetrics, not ray.util.metrics directly"
+    assert direct == {"telemetry.py"}, "emit through limo_ray.telemetry.RayMetrics, not ray.util.metrics directly"
     assert len({spec.name for spec in PROJECT_SPECS}) == len(PROJECT_SPECS)

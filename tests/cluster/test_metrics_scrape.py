@@ -19,8 +19,8 @@ import pytest
 
 from limo_ray.config import load_config
 from limo_ray.curate.context import CurateContext
-from limo_ray.curate.metrics import ROWS, SAMPLES, SOLVE_RATE, TOKENS
 from limo_ray.curate.pipeline import curation_stages, run_curation
+from limo_ray.curate.telemetry import ROWS, SAMPLES, SOLVE_RATE, TOKENS
 from limo_ray.toy import build_toy_world
 from limo_ray.toy.references import resolve_references
 

@@ -1,4 +1,4 @@
-"""Benchmark metrics as pure functions: pass@1 with a 95% CI, maj@k, unbiased pass@k, a paired bootstrap test.
+"""Benchmark scores as pure statistics: pass@1 with a 95% CI, maj@k, unbiased pass@k, a paired bootstrap test.
 
 Scores are per item: an item with n samples contributes the fraction of its samples that are correct, so
 pass@1 is "averaged over n samples" as the paper reports it for AIME24/AMC23/CHMath. Items, not samples, are

@@ -1,4 +1,5 @@
-"""Ray custom metrics for the stages: declared as `MetricSpec`s, created on first use, no-ops without Ray.
+"""Telemetry: the stages' Ray custom metrics for Prometheus and Grafana, declared as `MetricSpec`s, created on
+first use, no-ops without Ray.
 
 Each stage declares its metrics in one module-level tuple of specs: the code emits through them and the Grafana
 dashboard test (tests/cluster/test_grafana.py) reads the same tuples, so a renamed metric cannot silently leave

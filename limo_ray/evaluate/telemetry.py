@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from limo_ray.metrics import MetricSpec, RayMetrics
+from limo_ray.telemetry import MetricSpec, RayMetrics
 
 REQUESTS = MetricSpec(
     "limo_eval_requests",

@@ -7,7 +7,7 @@ run in the driver without Ray).
 
 from __future__ import annotations
 
-from limo_ray.metrics import MetricSpec, RayMetrics
+from limo_ray.telemetry import MetricSpec, RayMetrics
 
 ROWS = MetricSpec(
     "limo_curate_rows", "counter", "Problems in/kept/dropped/rejected per curation stage", ("stage", "kind")

@@ -1,4 +1,4 @@
-"""limo_ray.metrics and the stages' metric helpers: names as Prometheus sees them, no-ops without Ray, and what
+"""limo_ray.telemetry and the stages' telemetry helpers: names as Prometheus sees them, no-ops without Ray, and what
 each helper emits (through a stand-in Ray, see `ray_metrics_calls` in conftest.py)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from limo_ray.curate.metrics import CURATE_METRICS, CurateMetrics
-from limo_ray.evaluate.live_metrics import EVAL_METRICS, EvalMetrics, sample_result
-from limo_ray.metrics import MetricSpec, RayMetrics
-from limo_ray.train.metrics import TRAIN_METRICS, StepGauges
+from limo_ray.curate.telemetry import CURATE_METRICS, CurateMetrics
+from limo_ray.evaluate.telemetry import EVAL_METRICS, EvalMetrics, sample_result
+from limo_ray.telemetry import MetricSpec, RayMetrics
+from limo_ray.train.telemetry import TRAIN_METRICS, StepGauges
 
 COUNTER = MetricSpec("limo_test_things", "counter", "things", ("stage",))
 GAUGE = MetricSpec("limo_test_level", "gauge", "level", ("stage",))
