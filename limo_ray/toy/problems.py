@@ -83,7 +83,7 @@ class ToyProblem:
 #   S3  a * b                   the times table, 2..9
 #   S4  P / a = b               the times table backwards
 #   S5  n = m * q + r           m and q single digits, r < m (division with remainder)
-# Multi-digit arithmetic beyond these was never learned by a prototype in this budget (STACK_NOTES); the
+# A prototype tiny model never learned multi-digit arithmetic beyond these within a CPU training budget; the
 # helpers refuse numbers outside the skills, and the generator draws again.
 
 

@@ -3,7 +3,7 @@
 One function per decision so that `describe_plan` prints exactly what the workers will run:
   - `build_deepspeed_config`: ZeRO stage, bf16/fp32, micro-batch and accumulation, clipping, offload;
   - `resolve_attention`: "auto" = FlashAttention-2 when CUDA and flash-attn are present, else sdpa;
-  - `dist_backend`: NCCL on GPUs, gloo on CPU (oneCCL is not available here, STACK_NOTES).
+  - `dist_backend`: NCCL on GPUs, gloo on CPU (the oneCCL bindings of DeepSpeed's CPU accelerator are not installed).
 """
 
 from __future__ import annotations
