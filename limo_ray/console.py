@@ -48,6 +48,7 @@ _REQUESTS = re.compile(
 _EVAL_ITEMS = re.compile(r"^eval: (?P<done>\d+)/(?P<total>\d+) items")
 _STAGE_IN = re.compile(r"^\[curate\] (?P<stage>\w+): (?P<problems>\d+) problems in$")
 _STAGE_PHASE = re.compile(r"^\[curate\] (?P<stage>\w+): (?P<phase>round \d+/\d+|.+ x up to \d+ chains$)")
+_ENGINES_PLACED = re.compile(r"^\[curate\] (?P<stage>\w+): .+ engine\(s\) on node\(s\) ")
 _STAGE_DONE = re.compile(r"^\[curate\] (?P<stage>\w+): (complete, skipped|\d+ in -> )")
 # `run_all` opens each step with a `[run] ...` line; `[run] train (curated): complete ...` reports a result.
 _RUN_RESULT = re.compile(r"^\[run\] [\w ]+(\([\w ]+\))?: (complete|stopped)")
@@ -70,7 +71,9 @@ class Line:
     """One logged line, sorted: `kind` says what the console does with it."""
 
     text: str
-    kind: str  # "progress" | "stage" (a stage begins) | "phase" | "step" (a job step begins) | "note" (printed)
+    # "progress", "stage" (a stage begins), "phase" (a round, a chain model), "info": the display only;
+    # "step" (a job step begins) and "note": printed
+    kind: str
     progress: Progress | None = None
     stage: str | None = None
     phase: str | None = None
@@ -85,6 +88,8 @@ def classify(text: str) -> Line:
         return Line(text, "progress", Progress("eval", int(m["done"]), int(m["total"]), "items"), "eval")
     if m := _STAGE_IN.match(text):
         return Line(text, "stage", stage=m["stage"])
+    if m := _ENGINES_PLACED.match(text):  # which nodes: in the record, not worth a console line per round
+        return Line(text, "info", stage=m["stage"])
     if m := _STAGE_PHASE.match(text):
         return Line(text, "phase", stage=m["stage"], phase=m["phase"].split(":")[0])
     if m := _STAGE_DONE.match(text):

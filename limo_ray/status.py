@@ -238,7 +238,7 @@ def _curate_step(step: RunStep, run_dir: Path, expected: Sequence[str]) -> StepS
     if not curate_dir.is_dir():
         return StepStatus(step, "pending", "", rows)
     current = next((r for r in rows if r.state != "done"), None)
-    where = f"; {current.name}" + (f": {current.detail}" if current and current.detail else "") if current else ""
+    where = f"; {current.name} {'in progress' if current.state == 'in progress' else 'next'}" if current else ""
     return StepStatus(step, "in progress", f"{done}/{len(names)} stages done{where}", rows)
 
 
@@ -405,9 +405,10 @@ def format_status(status: RunStatus, now: float | None = None) -> str:
     width = max(len(s.step.name) for s in status.steps)
     for s in status.steps:
         lines.append(f"  {s.step.name:<{width}}  {s.state:<11}  {s.detail}".rstrip())
-    curate = status.steps[0]
-    if any(row.state != "pending" for row in curate.stages):
-        lines += ["", f"curation funnel ({curate.step.folder}/):", *_funnel(curate.stages)]
+    for i, s in enumerate(status.steps):
+        # The curated run's funnel once it has begun; the control's while it runs (its result is in summary.md).
+        if s.step.kind == "curate" and any(r.state != "pending" for r in s.stages) and (i == 0 or s.state != "done"):
+            lines += ["", f"curation funnel ({s.step.folder}/):", *_funnel(s)]
     for s in status.steps:
         if s.train is not None and s.state != "done":
             ago = _ago(now - s.train.written)
@@ -435,7 +436,8 @@ def _run_state(status: RunStatus, now: float) -> str:
     return f"held by {who}, another machine: cannot check from here ({wrote})"
 
 
-def _funnel(rows: Sequence[StageRow]) -> list[str]:
+def _funnel(step: StepStatus) -> list[str]:
+    rows = step.stages
     width = max(len(r.name) for r in rows)
     out = [f"  {'stage':<{width}}  {'in':>7}  {'kept':>7}  {'dropped':>7}  {'rejected':>8}  {'seconds':>8}"]
     for r in rows:
@@ -446,8 +448,9 @@ def _funnel(rows: Sequence[StageRow]) -> list[str]:
                 f"  {r.name:<{width}}  {m.rows_in:>7,}  {m.rows_out:>7,}  {dropped:>7,}  {m.rows_rejected:>8,}  "
                 f"{m.seconds:>8.1f}"
             )
-        elif r.state != "pending":
-            out.append(f"  {r.name:<{width}}  {r.state}: {r.detail}")
+        elif r.state != "pending":  # the stage the step is at: running, or where a stopped run stopped
+            state = step.state if step.state in ("running", "stopped") else r.state
+            out.append(f"  {r.name:<{width}}  {state}: {r.detail}")
     return out
 
 

@@ -45,6 +45,7 @@ def job_lines(clock: Clock, batches: int) -> list[str]:
             )
         if stage.endswith("_filter"):
             lines.append(f"[curate] {stage}: round 1/2: 774 problems x up to 1 samples (weak)")
+            lines.append(f"[curate] {stage}: weak engine(s) on node(s) 5f3a9c0d1e2b")
             lines += [
                 f"[curate] {stage}: {i * 10}/{batches * 10} requests, {i * 900} tokens, 2100 tok/s"
                 for i in range(1, batches + 1)
@@ -70,6 +71,7 @@ def test_progress_lines_move_the_display_and_every_other_line_stays() -> None:
     assert classify("[curate] weak_filter: round 2/2: 90 problems x up to 3 samples (weak)").phase == "round 2/2"
     assert classify("[curate] chains: strong: 200 problems x up to 4 chains").phase == "strong"
     assert classify("[curate] dedup: 774 problems in").kind == "stage"
+    assert classify("[curate] weak_filter: weak engine(s) on node(s) 5f3a9c0d1e2b").kind == "info"
     assert classify("[run] curate -> /runs/demo/curate").phase == "curate"
     # Finished stages, step results, warnings and anything unknown are printed.
     for line in (
