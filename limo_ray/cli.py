@@ -309,7 +309,7 @@ def train_command(
     Example: `limo train --config tiny --run-dir runs/demo` (after `limo curate` there), or
     `limo train --config limo-32b --dry-run` for the memory plan.
     """
-    from limo_ray.train import describe_plan, format_plan, run_training
+    from limo_ray.train import describe_training_layout, format_training_layout, run_training
     from limo_ray.train.run import check_memory
 
     loaded = _load(config, overrides)
@@ -317,7 +317,7 @@ def train_command(
     folder = _run_dir(resolved, run_dir)
     model_path = model or resolved.models[resolved.train.model].path
     if dry_run:
-        typer.echo(format_plan(describe_plan(resolved, model_path)))
+        typer.echo(format_training_layout(describe_training_layout(resolved, model_path)))
         check_memory(resolved)
         return
     data = dataset or folder / "curate" / "dataset.jsonl"

@@ -3,7 +3,7 @@
 from limo_ray.train.data import IGNORE_INDEX, TokenizedData, TokenStats, encode_sample, tokenize_dataset
 from limo_ray.train.deepspeed_config import build_deepspeed_config, resolve_attention
 from limo_ray.train.packing import collate, pack_best_fit, step_plan, token_loss_sum
-from limo_ray.train.run import TrainResult, describe_plan, format_plan, run_training
+from limo_ray.train.run import TrainResult, describe_training_layout, format_training_layout, run_training
 
 __all__ = [
     "IGNORE_INDEX",
@@ -12,9 +12,9 @@ __all__ = [
     "TrainResult",
     "build_deepspeed_config",
     "collate",
-    "describe_plan",
+    "describe_training_layout",
     "encode_sample",
-    "format_plan",
+    "format_training_layout",
     "pack_best_fit",
     "resolve_attention",
     "run_training",

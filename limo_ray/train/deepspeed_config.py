@@ -1,6 +1,6 @@
 """The DeepSpeed config, built from `TrainConfig` (never a JSON file to hand-edit), and the device choices.
 
-One function per decision so that `describe_plan` prints exactly what the workers will run:
+One function per decision so that `describe_training_layout` prints exactly what the workers will run:
   - `build_deepspeed_config`: ZeRO stage, bf16/fp32, micro-batch and accumulation, clipping, offload;
   - `resolve_attention`: "auto" = FlashAttention-2 when CUDA and flash-attn are present, else sdpa;
   - `dist_backend`: NCCL on GPUs, gloo on CPU (the oneCCL bindings of DeepSpeed's CPU accelerator are not installed).

@@ -9,7 +9,8 @@ the latest checkpoint under `train/ds_checkpoints/` (its own run state lives the
 from the step after it. The finished export is renamed from there into `train/checkpoint/` when both are on
 one filesystem; it keeps its `limo_state.json` until the manifest is written, so a run killed in between
 finds it there on the re-run and only writes the manifest (Ray Train's latest checkpoint then names a folder
-that has moved: it is never opened again). `describe_plan` says what a run would do, without starting anything.
+that has moved: it is never opened again). `describe_training_layout` says what a run would do, without starting
+anything.
 """
 
 from __future__ import annotations
@@ -420,13 +421,13 @@ def _result_from_manifest(run_dir: Path, metrics_path: Path) -> TrainResult:
 # ------------------------------------------------------------------------------------------------- dry run
 
 
-def describe_plan(
+def describe_training_layout(
     config: RunConfig, model_path: str | None = None, data: TokenizedData | None = None
 ) -> dict[str, Any]:
     """What `limo train` would run, without starting Ray: devices, DeepSpeed config, batch, steps, memory.
 
     `model_path` (resolved) lets the plan read the model's config for bucket sizes and the memory estimate;
-    `data` (already tokenised) adds the step count. `format_plan` turns the result into lines for the CLI.
+    `data` (already tokenised) adds the step count. `format_training_layout` turns the result into lines for the CLI.
     """
     train = config.train
     model_config = _model_config(model_path, _trust_remote_code(config)) if model_path else None
@@ -518,9 +519,9 @@ def _memory_estimate(config: RunConfig, model_config: Any) -> str:
     return verdict.message
 
 
-def format_plan(plan: dict[str, Any]) -> str:
+def format_training_layout(layout: dict[str, Any]) -> str:
     lines = []
-    for key, value in plan.items():
+    for key, value in layout.items():
         if isinstance(value, dict):
             value = json.dumps(value, sort_keys=False)
         lines.append(f"{key:>22}: {value}")

@@ -11,7 +11,13 @@ from limo_ray.config import load_config
 from limo_ray.errors import LimoError
 from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend, resolve_attention
 from limo_ray.train.metrics import MetricsLog
-from limo_ray.train.run import check_memory, describe_plan, format_plan, plan_steps, worker_runtime_env
+from limo_ray.train.run import (
+    check_memory,
+    describe_training_layout,
+    format_training_layout,
+    plan_steps,
+    worker_runtime_env,
+)
 from limo_ray.train.schedule import lr_multiplier
 
 
@@ -85,8 +91,8 @@ def test_metrics_log_cuts_back_to_a_step_and_drops_a_torn_line(tmp_path: Path) -
 
 
 def test_dry_run_plan_states_the_paper_recipe_without_starting_anything() -> None:
-    plan = describe_plan(load_config("limo-32b"))
-    text = format_plan(plan)
+    plan = describe_training_layout(load_config("limo-32b"))
+    text = format_training_layout(plan)
     assert "16 x GPU" in plan["workers"] and plan["backend"] == "nccl"
     assert plan["zero_stage"] == 3 and plan["precision"] == "bf16" and plan["attention"] == "flash_attention_2"
     assert "lr 5e-06, cosine, warm-up ratio 0, 15 epochs" in plan["schedule"]
