@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from limo_ray.config import RunConfig, ServeConfig
+from limo_ray.config import RunConfig, ServeConfig, ServeReplicaConfig, StrictModel
 from limo_ray.engine.placement import describe_bundles, free_resources, replica_placement, wait_until
 from limo_ray.engine.spec import Device, EngineSpec, device_for, spec_from_model_config
 from limo_ray.errors import LimoError
@@ -32,26 +32,16 @@ IMPORT_PATH = "limo_ray.serve.app:build_app"
 DEFAULT_APP_NAME = "limo"
 
 
-class ModelArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ModelArgs(StrictModel):
     name: str = Field(min_length=1, description="the name clients send as `model`")
     engine: dict[str, Any] = Field(description="EngineSpec fields (limo_ray.engine.EngineSpec)")
 
 
-class AppArgs(BaseModel):
-    """Everything `build_app` needs; JSON-able, so it can live in a RayService's `serveConfigV2`."""
-
-    model_config = ConfigDict(extra="forbid")
+class AppArgs(ServeReplicaConfig):
+    """Everything `build_app` needs; JSON-able, so it can live in a RayService's `serveConfigV2`. The scaling,
+    queue and key fields are the run config's `serve:` ones (`ServeReplicaConfig`), flat beside `models`."""
 
     models: list[ModelArgs] = Field(min_length=1)
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int = Field(default=1, ge=1)
-    target_ongoing_requests: int = Field(default=32, gt=0)
-    max_ongoing_requests: int = Field(default=128, gt=0)
-    max_queued_requests: int = Field(default=512, gt=0)
-    retry_after_s: int = Field(default=1, ge=0)
-    api_key_env: str | None = "LIMO_API_KEY"
     # GPUs per node (cluster.gpus_per_node), for the placement rule: a replica bigger than a node spans nodes
     # (PACK) instead of asking one node for all of it (STRICT_PACK). 0: every replica fits one node.
     gpus_per_node: int = Field(default=0, ge=0)
@@ -225,15 +215,12 @@ def app_args(
     gpus_per_node: int = 0,
 ) -> dict[str, Any]:
     """`AppArgs` as a plain dict, from the run config's `serve:` section and the engine specs."""
+    replica = {name: getattr(serve_config, name) for name in ServeReplicaConfig.model_fields}
+    if retry_after_s is not None:
+        replica["retry_after_s"] = retry_after_s
     args = AppArgs(
+        **replica,
         models=[ModelArgs(name=name, engine=dataclasses.asdict(spec)) for name, spec in specs.items()],
-        min_replicas=serve_config.min_replicas,
-        max_replicas=serve_config.max_replicas,
-        target_ongoing_requests=serve_config.target_ongoing_requests,
-        max_ongoing_requests=serve_config.max_ongoing_requests,
-        max_queued_requests=serve_config.max_queued_requests,
-        retry_after_s=serve_config.retry_after_s if retry_after_s is None else retry_after_s,
-        api_key_env=serve_config.api_key_env,
         api_key_sha256=api_key_sha256,
         gpus_per_node=gpus_per_node,
     )

@@ -4,13 +4,15 @@ Two shapes share one front (`OpenAIFront`):
 - one model (the usual `limo serve --checkpoint X`): `ModelIngress` is the model's own replica, engine and HTTP
   routes in one process, so a request makes one hop (proxy -> replica) instead of two; it measured faster on a
   2-core machine, where every hop competes with the engine for CPU (bench/serve_throughput.py);
-- several models: `OpenAIIngress` (no engine, `num_cpus=0`) validates, routes by `model` to one `ModelServer`
+- several models: `OpenAIIngress` (no engine, `num_cpus=0`) checks and routes by `model` to one `ModelServer`
   deployment per model, and turns a full model queue (`BackPressureError` from the deployment handle) into 503.
 
 Either way the queue is bounded: past `max_queued_requests`, Serve's proxy (or the handle) rejects at once, answered
-as 503 with `Retry-After`, so memory stays bounded however many clients push. A request is validated before it
-reaches an engine. The API key travels as its SHA-256 digest (from `run_server`) or is read from the environment
-variable named in the args (a KubeRay Secret); it is never logged, and the key itself never enters Serve's config.
+as 503 with `Retry-After`, so memory stays bounded however many clients push. The front checks the key, the body's
+size and JSON, and routes by `model` (a model not served here is a 404 naming the served ones); the request itself
+is validated and answered by vLLM's OpenAI serving layer beside the engine (`ModelServer`). The API key travels
+as its SHA-256 digest (from `run_server`) or is read from the environment variable named in the args (a KubeRay
+Secret); it is never logged, and the key itself never enters Serve's config.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -32,8 +34,8 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from limo_ray.serve import protocol
-from limo_ray.serve.model_server import Kind, ModelServer, Reply
-from limo_ray.serve.protocol import ChatCompletionRequest, CompletionRequest, RequestError
+from limo_ray.serve.model_server import ModelServer, Reply
+from limo_ray.serve.protocol import Kind, RequestError
 
 logger = logging.getLogger("ray.serve")
 
@@ -84,10 +86,10 @@ class OpenAIFront:
 
     # ------------------------------------------------------------------------------------------- engine access
 
-    async def _generate(self, name: str, kind: Kind, request: ChatCompletionRequest | CompletionRequest) -> Reply:
+    async def _generate(self, name: str, kind: Kind, body: dict[str, Any]) -> Reply:
         raise NotImplementedError
 
-    def _events(self, name: str, kind: Kind, request: ChatCompletionRequest | CompletionRequest) -> Any:
+    def _events(self, name: str, kind: Kind, body: dict[str, Any]) -> Any:
         """An async iterator of the model's stream events (first: the status line)."""
         raise NotImplementedError
 
@@ -107,33 +109,32 @@ class OpenAIFront:
             return self._count(denied)
         return JSONResponse({"ingress": dict(self.status_counts), "models": await self._engine_stats()})
 
-    async def _serve(self, kind: Literal["chat", "completion"], request: Request) -> Response:
+    async def _serve(self, kind: Kind, request: Request) -> Response:
         return self._count(await self._answer(kind, request))
 
     async def _answer(self, kind: Kind, request: Request) -> Response:
         if (denied := self._check_key(request)) is not None:
             return denied
         try:
-            parsed = protocol.parse_request(kind, await _read_body(request))
-            if parsed.model not in self.cards:
-                raise RequestError(
-                    404, f"model {parsed.model!r} is not served here; served: {', '.join(self.cards)}", "model"
-                )
+            body = protocol.read_json_object(await _read_body(request))
+            model, stream = protocol.routing_fields(body)
+            if model not in self.cards:
+                raise RequestError(404, f"model {model!r} is not served here; served: {', '.join(self.cards)}", "model")
         except RequestError as exc:
             return _error(exc.status, exc.message, exc.param)
         try:
-            if parsed.stream:
-                return await self._stream(kind, parsed)
-            reply = await self._generate(parsed.model, kind, parsed)
+            if stream:
+                return await self._stream(kind, model, body)
+            reply = await self._generate(model, kind, body)
         except _BUSY as exc:
             return self._busy(exc)
         except Exception as exc:  # a bug or a dead engine: a JSON 500 the client can retry, and a log line
-            logger.exception("limo-ray: %s request to %s failed", kind, parsed.model)
+            logger.exception("limo-ray: %s request to %s failed", kind, model)
             return _error(500, f"the model server failed: {type(exc).__name__}")
         return JSONResponse(reply["body"], status_code=reply["status"])
 
-    async def _stream(self, kind: Kind, parsed: ChatCompletionRequest | CompletionRequest) -> Response:
-        events = self._events(parsed.model, kind, parsed)
+    async def _stream(self, kind: Kind, model: str, body: dict[str, Any]) -> Response:
+        events = self._events(model, kind, body)
         status = json.loads(await events.__anext__())
         if status["status"] != 200:
             await _close(events)
@@ -184,7 +185,7 @@ model_app = FastAPI(title="limo-ray", docs_url=None, redoc_url=None, openapi_url
 class ModelIngress(OpenAIFront, ModelServer):
     """One model's replica: its engine and its HTTP routes in one process (one hop per request)."""
 
-    def __init__(
+    async def __init__(
         self,
         served_name: str,
         spec: Mapping[str, Any],
@@ -193,14 +194,14 @@ class ModelIngress(OpenAIFront, ModelServer):
         api_key_env: str | None = None,
         retry_after_s: int = 1,
     ) -> None:
-        ModelServer.__init__(self, served_name, spec)
+        await ModelServer.__init__(self, served_name, spec)
         self._setup_front({served_name: card}, api_key_sha256, api_key_env, retry_after_s)
 
-    async def _generate(self, name: str, kind: Kind, request: ChatCompletionRequest | CompletionRequest) -> Reply:
-        return await self.generate(kind, request)
+    async def _generate(self, name: str, kind: Kind, body: dict[str, Any]) -> Reply:
+        return await self.generate(kind, body)
 
-    def _events(self, name: str, kind: Kind, request: ChatCompletionRequest | CompletionRequest) -> Any:
-        return self.stream(kind, request)
+    def _events(self, name: str, kind: Kind, body: dict[str, Any]) -> Any:
+        return self.stream(kind, body)
 
     async def _engine_stats(self) -> dict[str, Any]:
         return {self.served_name: self.stats()}
@@ -247,11 +248,11 @@ class OpenAIIngress(OpenAIFront):
         self.models = dict(models)
         self._setup_front(cards, api_key_sha256, api_key_env, retry_after_s)
 
-    async def _generate(self, name: str, kind: Kind, request: ChatCompletionRequest | CompletionRequest) -> Reply:
-        return await self.models[name].generate.remote(kind, request)
+    async def _generate(self, name: str, kind: Kind, body: dict[str, Any]) -> Reply:
+        return await self.models[name].generate.remote(kind, body)
 
-    def _events(self, name: str, kind: Kind, request: ChatCompletionRequest | CompletionRequest) -> Any:
-        return self.models[name].options(stream=True).stream.remote(kind, request)
+    def _events(self, name: str, kind: Kind, body: dict[str, Any]) -> Any:
+        return self.models[name].options(stream=True).stream.remote(kind, body)
 
     async def _engine_stats(self) -> dict[str, Any]:
         return {name: await handle.stats.remote() for name, handle in self.models.items()}

@@ -12,91 +12,79 @@ from limo_ray.engine import EngineSpec
 from limo_ray.errors import LimoError
 from limo_ray.serve import AppArgs, app_args, build_app, engine_specs, serve_config
 from limo_ray.serve.app import model_deployment_options
-from limo_ray.serve.protocol import ChatCompletionRequest, RequestError, parse_request, sse
+from limo_ray.serve.protocol import RequestError, read_json_object, routing_fields, vllm_request
 
 
-def _parse(kind: str, body: object) -> object:
-    return parse_request(kind, json.dumps(body).encode())  # type: ignore[arg-type]
+def test_the_front_routes_on_model_and_a_strictly_boolean_stream() -> None:
+    assert routing_fields({"model": "m", "messages": []}) == ("m", False)
+    assert routing_fields({"model": "m", "stream": True}) == ("m", True)
+    assert routing_fields({"model": "m", "stream": None}) == ("m", False)
+    for body, param in (({"stream": True}, "model"), ({"model": "m", "stream": "yes"}, "stream")):
+        with pytest.raises(RequestError) as caught:
+            routing_fields(body)
+        assert caught.value.status == 400 and caught.value.param == param
 
 
-def test_chat_request_accepts_the_openai_fields_and_vllm_extras() -> None:
-    request = _parse(
+def test_requests_take_null_valued_fields_logprobs_and_echo_as_vllms_server_does() -> None:
+    """The official SDK sends fields it was given as None as JSON nulls; lm-eval's `local-completions` sends
+    `logprobs` + `echo` (+ `max_tokens: 0` to score)."""
+    completion = vllm_request(
+        "completion",
+        {"model": "m", "prompt": "a b", "logprobs": None, "echo": None, "stop": None, "user": None, "seed": None},
+    )
+    assert completion.logprobs is None and completion.prompt == "a b"
+    scoring = vllm_request("completion", {"model": "m", "prompt": "a b", "max_tokens": 0, "echo": True, "logprobs": 5})
+    assert scoring.echo and scoring.logprobs == 5 and scoring.max_tokens == 0
+    chat = vllm_request(
         "chat",
         {
             "model": "m",
-            "messages": [
-                {"role": "developer", "content": [{"type": "text", "text": "be brief"}]},
-                {"role": "user", "content": "hi"},
-            ],
-            "n": 4,
-            "temperature": 0.6,
-            "top_p": 0.95,
-            "max_tokens": 32,
-            "stop": "###",
-            "ignore_eos": True,
-            "stream": True,
+            "messages": [{"role": "developer", "content": [{"type": "text", "text": "be brief"}]}],
+            "logprobs": True,
+            "top_logprobs": 3,
+            "max_completion_tokens": 8,
+            "presence_penalty": 0.5,
+            "frequency_penalty": 0.5,
             "stream_options": {"include_usage": True},
+            "stream": True,
+            "ignore_eos": True,
         },
     )
-    assert isinstance(request, ChatCompletionRequest)
-    assert request.chat() == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    assert request.stop == ["###"] and request.ignore_eos and request.token_limit() == 32
+    assert chat.logprobs and chat.top_logprobs == 3 and chat.ignore_eos and chat.stream_options.include_usage
 
 
 @pytest.mark.parametrize(
-    ("body", "param", "words"),
+    ("kind", "body", "param", "words"),
     [
-        (b"{not json", None, "not valid JSON"),
-        ([1, 2], None, "JSON object"),
-        ({"model": "m", "messages": []}, "messages", "at least 1"),
-        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0}, "n", "greater than or equal to 1"),
-        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, "temperature", "less than"),
-        ({"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": True}, "logprobs", "unsupported"),
-        ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role", "Input should be"),
-        ({"messages": [{"role": "user", "content": "x"}]}, "model", "required"),
+        ("chat", {"model": "m", "messages": [{"role": "user", "content": "x"}], "n": "four"}, "n", "valid integer"),
         (
-            {"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
-            "messages",
-            "only text",
+            "chat",
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2},
+            "top_logprobs",
+            "`logprobs` must be set",
         ),
+        ("chat", {"model": "m"}, "messages", "required"),
+        (
+            "completion",
+            {"model": "m", "prompt": "x", "stream_options": {"include_usage": True}},
+            "stream_options",
+            "stream=True",
+        ),
+        ("completion", {"model": "m"}, "prompt", "prompt"),
     ],
 )
-def test_malformed_chat_requests_are_400s_that_name_the_field(body: object, param: str | None, words: str) -> None:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+def test_malformed_requests_are_400s_that_name_the_field(kind: str, body: dict, param: str, words: str) -> None:
     with pytest.raises(RequestError) as caught:
-        parse_request("chat", raw)
-    assert caught.value.status == 400
-    assert caught.value.param == param
-    assert words in caught.value.message
-    assert caught.value.body()["error"]["type"] == "invalid_request_error"
+        vllm_request(kind, body)  # type: ignore[arg-type]
+    assert caught.value.status == 400 and caught.value.param == param
+    assert words in caught.value.message and caught.value.body()["error"]["code"] == 400
 
 
-def test_completion_request_takes_one_prompt_or_a_list() -> None:
-    assert _parse("completion", {"model": "m", "prompt": "a"}).prompts() == ["a"]  # type: ignore[attr-defined]
-    assert _parse("completion", {"model": "m", "prompt": ["a", "b"]}).prompts() == ["a", "b"]  # type: ignore[attr-defined]
-    with pytest.raises(RequestError):
-        _parse("completion", {"model": "m", "prompt": []})
-
-
-def test_merge_interleaves_streams_as_items_arrive_and_tags_their_index() -> None:
-    import asyncio
-
-    from limo_ray.serve.model_server import _merge
-
-    async def ticks(name: str, delays: list[float]):
-        for delay in delays:
-            await asyncio.sleep(delay)
-            yield name
-
-    async def collect() -> list[tuple[int, str]]:
-        return [item async for item in _merge([ticks("a", [0.0, 0.05]), ticks("b", [0.02, 0.0])])]
-
-    assert asyncio.run(collect()) == [(0, "a"), (1, "b"), (1, "b"), (0, "a")]
-
-
-def test_sse_events_are_data_lines() -> None:
-    assert sse({"a": 1}) == 'data: {"a":1}\n\n'
-    assert sse("[DONE]") == "data: [DONE]\n\n"
+def test_a_body_must_be_a_json_object() -> None:
+    assert read_json_object(b'{"model": "m"}') == {"model": "m"}
+    for raw, words in ((b"{not json", "not valid JSON"), (b"[1, 2]", "JSON object")):
+        with pytest.raises(RequestError, match=words):
+            read_json_object(raw)
 
 
 def test_a_checkpoint_inherits_the_trained_models_engine_settings(tmp_path: Path) -> None:
@@ -177,8 +165,15 @@ def test_two_models_make_two_deployments_behind_one_ingress(tmp_path: Path) -> N
         build_app({"models": [{"name": "a", "engine": spec}, {"name": "a", "engine": spec}]})
 
 
-def test_app_args_carry_the_serve_config(tmp_path: Path) -> None:
-    config = load_config("limo-32b")
+def test_app_args_carry_every_replica_field_of_the_serve_config() -> None:
+    from limo_ray.config import ServeReplicaConfig
+
+    config = load_config("limo-32b", ["serve.max_queued_requests=77", "serve.retry_after_s=3"])
     spec = EngineSpec(name="s", model="org/s", max_model_len=4096, device="cuda")
     args = app_args(config.serve, {"s": spec})
-    assert args["max_replicas"] == config.serve.max_replicas and args["api_key_env"] == "LIMO_API_KEY"
+    assert {name: args[name] for name in ServeReplicaConfig.model_fields} == {
+        name: getattr(config.serve, name) for name in ServeReplicaConfig.model_fields
+    }
+    assert args["max_queued_requests"] == 77 and args["api_key_env"] == "LIMO_API_KEY"
+    assert app_args(config.serve, {"s": spec}, retry_after_s=9)["retry_after_s"] == 9
+    assert AppArgs.model_validate(args).models[0].engine["model"] == "org/s"
