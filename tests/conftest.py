@@ -1,11 +1,16 @@
-"""Shared test fixtures: where the shared benchmark data lives, a report line, a stand-in for Ray's metrics."""
+"""Shared test fixtures: where the shared benchmark data lives, the test-size toy world, a report line, a stand-in
+for Ray's metrics."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from limo_ray.toy import ToyWorld
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -15,6 +20,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def toy_world() -> ToyWorld:
+    """The test-size toy world (built once into the shared cache, then read from it)."""
+    from limo_ray.toy import build_toy_world
+
+    return build_toy_world("test", progress=False)
 
 
 @pytest.fixture

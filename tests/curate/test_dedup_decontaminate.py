@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from limo_ray.curate.dedup import dedup_key, problem_numbers
 from limo_ray.curate.pipeline import build_stage, curation_stages, run_curation
 from limo_ray.curate.stage import Stage, StageOutcome, read_decisions
 from limo_ray.records import Problem, load_problems
+from limo_ray.toy import ToyWorld
 from limo_ray.toy.references import resolve_references
+from tests.fixtures import write_jsonl
 
 
 def _problem(pid: str, text: str, answer: str = "1") -> Problem:
@@ -100,11 +103,6 @@ def test_benchmark_index_ignores_boilerplate_and_matches_short_copies() -> None:
     assert [o.item_id for o in index.overlaps("Problem 1 about cats and dogs number 17.")] == ["1"]
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def test_verbatim_math500_and_aime24_copies_are_all_removed_and_named(tmp_path: Path, shared_data: Path) -> None:
     math500 = [json.loads(line) for line in (shared_data / "math500" / "test.jsonl").open()]
     aime = [json.loads(line) for line in (shared_data / "aime24" / "test.jsonl").open()]
@@ -112,7 +110,7 @@ def test_verbatim_math500_and_aime24_copies_are_all_removed_and_named(tmp_path: 
     rows = [{"problem": p.problem, "answer": p.answer} for p in pool]
     rows += [{"problem": r["problem"], "answer": r["answer"]} for r in math500]
     rows += [{"problem": r["problem"], "answer": r["answer"]} for r in aime]
-    source = _write_jsonl(tmp_path / "pool.jsonl", rows)
+    source = write_jsonl(rows, tmp_path / "pool.jsonl")
     ctx, _ = _curate(
         tmp_path / "run",
         f"curate.pool.sources=[{source}]",
@@ -163,14 +161,82 @@ def test_clean_competition_pool_loses_at_most_one_percent(tmp_path: Path, shared
     assert lost <= 0.01
 
 
+# A word n-gram overlap written here, apart from BenchmarkIndex: its own tokens (lower-case words, numbers,
+# operators), no boilerplate exemption (so it flags whatever decontamination could), and the same reading of a
+# copy: the n-grams a text shares with an item are at least half of the smaller one's (a text shorter than n
+# words is one n-gram, so it must be the item's whole text).
+_WORD = re.compile(r"[a-z]+|\d+|[-+*/=()]")
+
+
+def _grams(text: str, n: int = 8) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    return {tuple(words)} if len(words) < n else {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def _brute_force_copies(texts: dict[str, str], items: dict[str, str]) -> dict[str, set[str]]:
+    """Every (text, item) pair compared: text id -> the ids of the items it copies (only texts that copy one)."""
+    item_grams = {item_id: _grams(item) for item_id, item in items.items()}
+    copies: dict[str, set[str]] = {}
+    for text_id, text in texts.items():
+        grams = _grams(text)
+        hits = {i for i, g in item_grams.items() if len(grams & g) >= 0.5 * min(len(grams), len(g))}
+        if hits:
+            copies[text_id] = hits
+    return copies
+
+
+def _planted_copies(benchmark: list[dict]) -> list[dict]:
+    """One benchmark item per (domain, level) cell, copied into a pool row three ways in turn: verbatim,
+    re-cased with doubled spaces and no final punctuation, and inside a longer text (for items long enough to
+    have 8-grams of their own; a shorter item is copied re-cased instead)."""
+    first_of_cell: dict[tuple[str, int], dict] = {}
+    for item in benchmark:
+        first_of_cell.setdefault((item["type"], item["level"]), item)
+    planted = []
+    for i, item in enumerate(first_of_cell.values()):
+        text = item["problem"]
+        form = ("verbatim", "recased", "embedded")[i % 3]
+        if form == "embedded" and len(_WORD.findall(text.lower())) < 10:
+            form = "recased"
+        copy = {
+            "verbatim": text,
+            "recased": "  ".join(text.upper().rstrip(".?").split(" ")),
+            "embedded": f"Warm up with one from last week's sheet. {text} Write down each step you take.",
+        }[form]
+        planted.append({**item, "id": f"planted-{form}-{item['id']}", "problem": copy, "copies": item["id"]})
+    return planted
+
+
 @pytest.mark.integration
-def test_clean_toy_pool_loses_at_most_one_percent(tmp_path: Path) -> None:
-    # The toy pool comes from the same templates as the toy benchmark: the world's generator keeps out what
-    # decontamination would call a copy, so a control run finds (almost) nothing to remove.
-    config = resolve_references(load_config("tiny", ["toy.size=test", "curate.pool.sources=[toy:pool]"]))
-    outcomes = run_curation(_ctx(tmp_path), curation_stages(config, "decontaminate"))
-    before, after = len(outcomes[1].kept), len(outcomes[2].kept)
-    lost = (before - after) / before
-    print(f"toy pool: {before} -> {after} ({lost:.2%} removed)")
-    assert before > 500
-    assert lost <= 0.01
+def test_toy_pool_control_removes_exactly_the_planted_benchmark_copies(
+    tmp_path: Path, toy_world: ToyWorld, report
+) -> None:
+    """The world's generator keeps out of the pool what BenchmarkIndex would call a copy, so the index finding
+    nothing there proves nothing. Here the pool is judged independently: a brute-force n-gram check confirms it
+    holds no copy of a benchmark item, and benchmark items planted into it must be removed, each naming the item
+    it copies; nothing else may be."""
+    benchmark = [json.loads(line) for line in toy_world.benchmark.read_text(encoding="utf-8").splitlines()]
+    originals = [json.loads(line) for line in toy_world.pool.read_text(encoding="utf-8").splitlines()]
+    planted = _planted_copies(benchmark)
+    items = {item["id"]: item["problem"] for item in benchmark}
+    assert _brute_force_copies({r["id"]: r["problem"] for r in originals}, items) == {}
+    # The check itself finds what was planted (so its silence on the pool means something).
+    found = _brute_force_copies({r["id"]: r["problem"] for r in planted}, items)
+    assert found == {r["id"]: {r["copies"]} for r in planted}
+    assert {r["id"].split("-")[1] for r in planted} == {"verbatim", "recased", "embedded"} and len(planted) == 20
+
+    # Planted rows first: dedup keeps the first of a duplicate group, so every copy reaches decontamination.
+    pool = write_jsonl(planted + originals, tmp_path / "pool.jsonl")
+    config = resolve_references(load_config("tiny", ["toy.size=test", f"curate.pool.sources=[{pool}]"]))
+    ctx = _ctx(tmp_path / "run")
+    outcomes = run_curation(ctx, curation_stages(config, "decontaminate"))
+    reached = {p.id for p in outcomes[1].kept}
+    assert {r["id"] for r in planted} <= reached
+    removed = {
+        r["problem_id"]: {(o["benchmark"], o["item_id"]) for o in r["overlaps"]}
+        for r in map(json.loads, (ctx.curate_dir / "decontamination.jsonl").read_text().splitlines())
+    }
+    assert removed == {r["id"]: {("toy", r["copies"])} for r in planted}
+    clean = len(reached) - len(planted)
+    report(f"toy pool control: {len(planted)} planted copies removed, 0 of {clean} clean pool problems removed")
+    assert clean > 500
