@@ -4,7 +4,8 @@ The world is only useful if LIMO's decisions mean something in it, so this measu
 evaluation rely on, on the `toy` benchmark, graded by the project grader:
   - the weak model's solve rate within k attempts falls with difficulty (>= 80% at level 1, <= 20% at level 5);
   - the strong model solves more than the weak one at levels 3-5, and enough level-4/5 problems get 1-3
-    successes of 8 strong samples that a LIMO band filter keeps something;
+    successes of 8 strong samples (>= 10% at full size, >= 30% at test size) that a LIMO band filter keeps
+    hard problems;
   - the student base scores below the strong model (greedy), so SFT has room to improve it.
 
 The per-level table is a pure function of (model, problem, level, verdicts) rows (`level_table`), testable
@@ -22,6 +23,9 @@ from typing import Any
 from limo_ray.config import LIMO_SYSTEM_PROMPT, ClusterConfig
 from limo_ray.toy.build import ToyWorld
 from limo_ray.toy.problems import LEVELS
+
+# The share of level-4/5 benchmark problems that must land in the strong filter's band (see calibration_checks).
+BAND_SHARE_FLOOR: dict[str, float] = {"full": 0.10, "test": 0.30}
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,13 @@ def calibration_checks(
     strong_top = [at[lv].strong_mean or 0.0 for lv in top]
     hard = [at[lv] for lv in (4, 5) if lv in at]
     band_share = sum((r.strong_band or 0.0) * r.problems for r in hard) / max(1, sum(r.problems for r in hard))
+    # Test size: 0.55 measured (world test-0297087ac124dc5d, 2 CPUs). Over its 40 level-4/5 problems the share's
+    # standard error is about 0.08, so 0.30 sits three of them below: noise passes, a strong model that lost the
+    # hard levels (or a band that slid off 1-3 of 8) fails.
+    band_floor = BAND_SHARE_FLOOR[size]
     add(
-        "band filter keeps something at levels 4-5",
-        band_share >= 0.10 if size == "full" else band_share > 0,
+        f"band filter keeps >= {band_floor:.0%} of levels 4-5",
+        band_share >= band_floor,
         f"{band_share:.2f} of level-4/5 problems have 1-3 of the strong samples right",
     )
     student, strong = benchmark.get("student"), benchmark.get("strong_greedy")

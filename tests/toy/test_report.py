@@ -51,6 +51,25 @@ def test_checks_pass_on_a_calibrated_world_and_name_what_fails() -> None:
     }
 
 
+def test_test_size_band_check_needs_thirty_percent_of_hard_problems_in_the_band() -> None:
+    def world(in_band_per_level: int) -> list[dict]:
+        rows = []
+        for level in (1, 2, 3, 4, 5):
+            rows += _rows("weak", level, [[level == 1, False, False, False]] * 10)
+            if level < 4:
+                rows += _rows("strong", level, [[True] * 6 + [False] * 2] * 10)
+            else:  # in the band (2 of 8 right) or out of it (none right)
+                hard = [[True] * 2 + [False] * 6] * in_band_per_level + [[False] * 8] * (10 - in_band_per_level)
+                rows += _rows("strong", level, hard)
+        return rows
+
+    def failed(rows: list[dict]) -> set[str]:
+        return {name for name, ok, _ in calibration_checks(level_table(rows), benchmark_means(rows), "test") if not ok}
+
+    assert failed(world(4)) == set()  # 0.40 of levels 4-5
+    assert failed(world(2)) == {"band filter keeps >= 30% of levels 4-5"}  # 0.20 would have passed `> 0`
+
+
 def test_test_size_measures_only_the_filter_models() -> None:
     assert [r.label for r in default_runs("test")] == ["weak", "strong"]
     full = default_runs("full")
