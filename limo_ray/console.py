@@ -392,8 +392,13 @@ def _header(session: RaySession, logs: Path, verbose: bool) -> list[str]:
 
 
 def _link_ray_logs(source: Path, parent: Path) -> Path:
-    """A link to this Ray session's logs under `<run>/logs/ray/<session>`, live while the job runs."""
+    """A link to this Ray session's logs under `<run>/logs/ray/<session>`, live while the job runs.
+
+    A link left by a killed run is swapped for a copy first, while its session's files are still there."""
     parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.iterdir():
+        if stale.is_symlink():
+            _copy_ray_logs(stale.resolve(), stale)
     link = parent / source.parent.name
     if link.is_symlink():
         link.unlink()
@@ -404,7 +409,10 @@ def _link_ray_logs(source: Path, parent: Path) -> Path:
 
 def _copy_ray_logs(source: Path, link: Path) -> None:
     """Swap the link for a copy, so the run folder keeps the logs when /tmp is cleaned or the folder moves."""
-    if not link.is_symlink() or not source.is_dir():
+    if not link.is_symlink():
+        return
+    if not source.is_dir():  # /tmp was cleaned since: nothing left to keep
+        link.unlink()
         return
     partial = link.with_name(f".{link.name}.copying")
     shutil.rmtree(partial, ignore_errors=True)

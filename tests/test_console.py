@@ -18,8 +18,10 @@ from limo_ray.console import (
     JobConsole,
     classify,
     grafana_line,
+    job_console,
     summary_sections,
 )
+from limo_ray.engine.ray_session import RaySession
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["ingest", "dedup", "decontaminate", "weak_filter", "strong_filter", "balance", "chains", "quality"]
@@ -193,3 +195,37 @@ def test_off_a_terminal_the_console_shows_plain_lines_and_the_driver_output_goes
     driver = (tmp_path / LOGS_DIR / DRIVER_LOG).read_text()
     assert "PRINTED-BY-A-LIBRARY" in driver and "LOGGED-BY-RAY-DATA" in driver and "WRITTEN-BY-C++" in driver
     assert len((tmp_path / LOGS_DIR / CONSOLE_LOG).read_text().splitlines()) == 2
+
+
+def _session(logs: Path) -> RaySession:
+    return RaySession(
+        address="local", started=True, dashboard_url="http://127.0.0.1:8265", metrics_address=None, logs_dir=logs
+    )
+
+
+def test_ray_session_logs_are_linked_while_the_job_runs_and_copied_after_also_those_a_killed_run_left(
+    tmp_path: Path,
+) -> None:
+    sessions = {}
+    for name in ("session_a", "session_b"):
+        sessions[name] = tmp_path / "ray" / name / "logs"
+        sessions[name].mkdir(parents=True)
+        (sessions[name] / "worker-1.out").write_text(f"{name} worker\n")
+    run_dir = tmp_path / "run"
+    ray_logs = run_dir / LOGS_DIR / "ray"
+    # A killed run: its job never ended, its link stayed.
+    killed = job_console(run_dir, lambda _verbose: _session(sessions["session_a"]), verbose=True, stream=io.StringIO())
+    killed.__enter__()
+    assert (ray_logs / "session_a").is_symlink()
+
+    out = io.StringIO()
+    with job_console(run_dir, lambda _verbose: _session(sessions["session_b"]), verbose=True, stream=out) as console:
+        assert not (ray_logs / "session_a").is_symlink()  # copied at this start
+        assert (ray_logs / "session_b").is_symlink()
+        console("[run] curate -> x")
+    assert (ray_logs / "session_a" / "worker-1.out").read_text() == "session_a worker\n"
+    assert not (ray_logs / "session_b").is_symlink()
+    assert (ray_logs / "session_b" / "worker-1.out").read_text() == "session_b worker\n"
+    assert (
+        out.getvalue().splitlines()[0] == "Ray dashboard: http://127.0.0.1:8265 (a local Ray started by this command)"
+    )
