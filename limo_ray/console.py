@@ -85,7 +85,7 @@ def classify(text: str) -> Line:
         done, total = int(m["done"]), int(m["total"])
         return Line(text, "progress", Progress(m["stage"], done, total, "requests", int(m["rate"])), m["stage"])
     if m := _EVAL_ITEMS.match(text):
-        return Line(text, "progress", Progress("eval", int(m["done"]), int(m["total"]), "items"), "eval")
+        return Line(text, "progress", Progress("eval", int(m["done"]), int(m["total"]), "items"))
     if m := _STAGE_IN.match(text):
         return Line(text, "stage", stage=m["stage"])
     if m := _ENGINES_PLACED.match(text):  # which nodes: in the record, not worth a console line per round
@@ -124,7 +124,6 @@ class JobConsole:
         self.plain_every_s = plain_every_s
         self.clock = clock
         self.step = 0
-        self.step_began = clock()
         self.stage: str | None = None
         self.stage_number = 0
         self._last_plain: float | None = None
@@ -141,13 +140,12 @@ class JobConsole:
         if line.kind == "step":
             self._finish_step()
             self.step += 1
-            self.step_began = self.clock()
             self.stage, self.stage_number = None, 0
             self._print(self._step_label(line.text))
             if self._display is not None:
                 self._display.step(self.step, line.phase or line.text)
             return
-        if line.stage is not None and line.stage != self.stage and line.stage != "eval":
+        if line.stage is not None and line.stage != self.stage:
             self.stage, self.stage_number = line.stage, self.stage_number + 1
             if self._display is not None:
                 self._display.stage(self.stage_number, line.stage)
@@ -347,7 +345,8 @@ def job_console(
     """The console of one command on `run_dir`: set up as the module docstring says, torn down on any exit.
 
     `start_ray(stream_worker_logs)` starts (or joins) Ray and returns its `RaySession`
-    (`limo_ray.engine.ray_session.start_job_ray`); None for a command that needs no Ray.
+    (`limo_ray.engine.ray_session.start_job_ray`); None for a command that needs no Ray. `stream` is where a
+    verbose console writes (default stdout); otherwise the console writes to the process's own stdout.
     """
     logs = Path(run_dir) / LOGS_DIR
     logs.mkdir(parents=True, exist_ok=True)
