@@ -106,7 +106,8 @@ class RunStatus:
 
     @property
     def alive(self) -> bool | None:
-        return None if self.holder is None else self.holder.alive
+        """True/False: a `limo` process holds the folder or not; None: held on another machine."""
+        return False if self.holder is None else self.holder.alive
 
 
 def read_status(run_dir: str | os.PathLike[str]) -> RunStatus:
@@ -126,8 +127,7 @@ def read_status(run_dir: str | os.PathLike[str]) -> RunStatus:
         else:
             steps.append(_eval_step(step, folder, config))
     finished = (folder / SUMMARY_FILE).is_file() and all(s.state == "done" for s in steps)
-    _mark_current(steps, holder.alive if holder else False)
-    return RunStatus(
+    status = RunStatus(
         run_dir=folder,
         config_name=config.name if config is not None else None,
         holder=holder,
@@ -136,6 +136,8 @@ def read_status(run_dir: str | os.PathLike[str]) -> RunStatus:
         finished=finished,
         notes=notes,
     )
+    _mark_current(steps, status.alive)
+    return status
 
 
 def _read_config(folder: Path, notes: list[str]) -> Any:
