@@ -415,7 +415,12 @@ def _copy_ray_logs(source: Path, link: Path) -> None:
         return
     partial = link.with_name(f".{link.name}.copying")
     shutil.rmtree(partial, ignore_errors=True)
-    with contextlib.suppress(shutil.Error):  # a file Ray rotated or removed meanwhile: the rest is copied
+    try:
         shutil.copytree(source, partial, symlinks=True, ignore=shutil.ignore_patterns("*.sock", "sockets"))
+    except shutil.Error:  # a file Ray rotated or removed meanwhile: the rest is copied
+        pass
+    except OSError:  # no room (a full disk): the link stays, no half copy is left
+        shutil.rmtree(partial, ignore_errors=True)
+        return
     link.unlink()
     partial.rename(link)
