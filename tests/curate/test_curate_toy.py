@@ -158,7 +158,7 @@ def test_dataset_is_correct_loadable_and_its_card_matches_the_ledger(curated: Cu
 
 
 def test_exported_chain_is_the_top_scoring_correct_chain(curated: CurateContext) -> None:
-    scored = read_scored_chains(curated.stage_dir("quality"))
+    scored = read_scored_chains(curated.curate_dir)
     best_score: dict[str, float] = {}
     for row in scored:
         best_score[row["problem_id"]] = max(best_score.get(row["problem_id"], -1.0), row["score"])
