@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,127 @@ QWEN32_CONFIG: dict[str, Any] = {
     "tie_word_embeddings": False,
     "vocab_size": 152064,
 }
+
+
+# ----------------------------------------------------------------------------------------------- job records
+
+
+def strong_filter_requests(run_dir: Path, after_ns: int) -> list[tuple[str, int]]:
+    """(problem, attempt index) of every strong-filter request a process started after `after_ns` sent."""
+    pairs = []
+    for log in sorted((run_dir / "curate" / "strong_filter" / "requests").glob("*.jsonl")):
+        if int(log.stem.rsplit("-", 1)[1]) < after_ns:
+            continue
+        for line in log.read_text().splitlines():
+            row = json.loads(line)
+            pairs += [(row["problem_id"], int(i)) for i in row["attempt_indices"]]
+    return pairs
+
+
+def registered_train_steps(train_dir: Path) -> list[int]:
+    """Steps whose checkpoints Ray Train has registered (the ones a resumed run may start from)."""
+    snapshot = train_dir / "ds_checkpoints" / "checkpoint_manager_snapshot.json"
+    try:
+        results = json.loads(snapshot.read_text())["checkpoint_results"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):  # not yet written, or caught mid-write
+        return []
+    return [r["metrics"]["step"] for r in results if r["checkpoint_dir_name"].startswith("step_")]
+
+
+def eval_samples(run_dir: Path) -> list[dict[str, Any]]:
+    """The eval answers stored so far (only whole lines: the last may be half-written at the moment of a read)."""
+    path = run_dir / "eval" / "samples.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- clusters
+
+
+@dataclass(frozen=True)
+class NodeLoss:
+    what: str
+    node_id: str
+
+
+class LocalCluster:
+    """Ray's multi-node test cluster on this machine: a head with no CPUs (as on KubeRay) and `worker_nodes`
+    nodes of `cpus_per_node` CPUs each, each its own raylet and object store. Its processes are stopped by this
+    handle. `lose_node_of` removes the node holding an actor abruptly and adds a fresh node, as an autoscaler
+    replacing a lost instance would."""
+
+    def __init__(self, worker_nodes: int, cpus_per_node: int, object_store_mib: int = 256) -> None:
+        self.worker_nodes, self.cpus_per_node = worker_nodes, cpus_per_node
+        self.object_store = object_store_mib * 2**20
+        self.nodes_ever: set[str] = set()
+        self.cluster: Any = None
+
+    def __enter__(self) -> LocalCluster:
+        import ray
+        from ray.cluster_utils import Cluster
+
+        if ray.is_initialized():
+            ray.shutdown()
+        # A lost node is declared dead after about 3 s instead of Ray's default of about 15-30 s.
+        fast_health = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 0,
+                "object_store_memory": self.object_store,
+                "include_dashboard": False,
+                "_system_config": fast_health,
+            },
+        )
+        try:
+            for _ in range(self.worker_nodes):
+                self._add_node()
+            self.cluster.wait_for_nodes()
+            # This process also connects, to look up where actors run (the cluster has no dashboard to ask).
+            ray.init(address=self.cluster.address, logging_level="ERROR", log_to_driver=False)
+        except BaseException:
+            self.cluster.shutdown()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import ray
+
+        ray.shutdown()
+        self.cluster.shutdown()
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def _add_node(self) -> None:
+        node = self.cluster.add_node(num_cpus=self.cpus_per_node, object_store_memory=self.object_store)
+        self.nodes_ever.add(node.node_id)
+
+    def node_of(self, class_prefix: str, timeout_s: float = 300) -> str:
+        """The node id of a live actor whose class name starts with `class_prefix`."""
+        import time
+
+        from ray._private.state import state  # the GCS actor table; the public state API needs a dashboard
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for actor in state.actor_table(None).values():
+                if actor["ActorClassName"].startswith(class_prefix) and actor["State"] == "ALIVE":
+                    return actor["Address"]["NodeID"]
+            time.sleep(0.2)
+        raise AssertionError(f"no live {class_prefix} actor within {timeout_s} s")
+
+    def lose_node_of(self, what: str, class_prefix: str) -> NodeLoss:
+        node_id = self.node_of(class_prefix)
+        [node] = [n for n in self.cluster.worker_nodes if n.node_id == node_id]
+        self.cluster.remove_node(node, allow_graceful=False)
+        self._add_node()
+        return NodeLoss(what, node_id)

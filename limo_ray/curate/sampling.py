@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,10 @@ class RoundStats:
     started_at: float  # wall-clock (time.time) bounds, for timelines and benches
     engine_ready_at: float
     finished_at: float
+    # Ray node ids of the engine actors that served the round (more than the pool's size if one was replaced).
+    engine_nodes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, Any]:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
@@ -115,6 +117,8 @@ def sample_and_grade(
     outputs = pool.generate(batches, sampling)
     # An engine that was already up (an earlier round or stage on this model) started no later than this call.
     ready_at = max(started_at, min(pool.ready_times()))
+    nodes = pool.node_ids()
+    ctx.log(f"[curate] {stage}: {spec.name} engine(s) on node(s) {', '.join(n[:12] for n in nodes)}")
     tokens = done = 0
     start = time.perf_counter()
     for out in outputs:
@@ -133,6 +137,7 @@ def sample_and_grade(
             f"{tokens / max(elapsed, 1e-9):.0f} tok/s"
         )
     if pool.replaced > replaced_before:
+        nodes += [n for n in pool.node_ids() if n not in nodes]
         ctx.log(
             f"[curate] {stage}: {pool.replaced - replaced_before} engine actor(s) failed and were replaced; "
             "their batches were sent again"
@@ -146,6 +151,7 @@ def sample_and_grade(
         started_at=started_at,
         engine_ready_at=ready_at,
         finished_at=finished_at,
+        engine_nodes=nodes,
     )
 
 

@@ -10,7 +10,7 @@ engines, Serve, training and `limo plan`), created with a timeout and removed wh
 replaced, so a stage's GPUs are free before the next stage asks for them.
 
 Faults: a batch whose actor died (node lost, process killed) or whose engine failed as a whole is sent again
-to a fresh actor, up to `max_retries` times; one bad prompt fails alone inside the actor (`VLLMStage`), so
+to a fresh actor, up to `max_retries` times; one bad prompt fails alone inside the actor (`EngineActor`), so
 a poisoned row is recorded, not retried forever.
 """
 
@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from limo_ray.engine.actor import BATCHES_IN_FLIGHT, EngineActor
 from limo_ray.engine.placement import release, replica_placement, reserve
 from limo_ray.engine.spec import EngineSpec
-from limo_ray.engine.stage import BATCHES_IN_FLIGHT, VLLMStage
 from limo_ray.errors import LimoError
 
 # Seconds to wait for an engine's GPUs before saying the stage cannot be placed (an autoscaler may be adding a
@@ -30,7 +30,7 @@ from limo_ray.errors import LimoError
 DEFAULT_PLACEMENT_TIMEOUT_S = 900.0
 
 # Batches in flight per actor. The actor is threaded and feeds every batch it holds into one running engine
-# (`VLLMStage`), so while the slowest samples of one batch finish, the next batch's requests already fill
+# (`EngineActor`), so while the slowest samples of one batch finish, the next batch's requests already fill
 # the freed slots; and the driver grades and stores one batch while the engine works on the others.
 IN_FLIGHT_PER_ACTOR = BATCHES_IN_FLIGHT
 
@@ -47,9 +47,9 @@ class EnginePool:
         gpus_per_node: int = 0,
         placement_timeout_s: float = DEFAULT_PLACEMENT_TIMEOUT_S,
         stage: str = "",
-        engine_cls: type = VLLMStage,
+        engine_cls: type = EngineActor,
     ) -> None:
-        """`engine_cls` is the actor's body: `VLLMStage`, or a stand-in with its constructor that holds the same
+        """`engine_cls` is the actor's body: `EngineActor`, or a stand-in with its constructor that holds the same
         resources (`limo plan --simulate`'s probe)."""
         if size < 1:
             raise LimoError(f"an engine pool needs at least one engine, got {size}")
@@ -110,6 +110,12 @@ class EnginePool:
 
         return ray.get([actor.ready.remote() for actor in self._actors])
 
+    def node_ids(self) -> list[str]:
+        """The node each engine actor runs on (waits for engines still starting)."""
+        import ray
+
+        return ray.get([actor.node_id.remote() for actor in self._actors])
+
     def actor_pids(self) -> list[int]:
         import ray
 
@@ -118,7 +124,7 @@ class EnginePool:
     def generate(
         self, batches: Iterable[Mapping[str, list[Any]]], sampling: Mapping[str, Any]
     ) -> Iterator[dict[str, list[Any]]]:
-        """Each batch (columns, as `VLLMStage` takes them) through an engine; output batches as they finish."""
+        """Each batch (columns, as `EngineActor` takes them) through an engine; output batches as they finish."""
         import ray
 
         waiting: deque[tuple[Mapping[str, list[Any]], int]] = deque((b, 0) for b in batches)

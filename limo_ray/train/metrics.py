@@ -56,6 +56,9 @@ class MetricsSink(MetricsLog):
     def note(self, key: str, value: Any) -> None:
         self._notes[key] = value
 
+    def worker_node(self, rank: int, node_id: str) -> None:
+        self._notes.setdefault("worker_nodes", {})[str(rank)] = node_id
+
     def notes(self) -> dict[str, Any]:
         return dict(self._notes)
 

@@ -204,6 +204,8 @@ class SFTRecipe:
                     )
                 ckpt.load_sharded(self.engine, folder)
                 step = int(state["step"])
+        if self.args.sink is not None:  # where each rank ran, for the manifest (a restart may move it)
+            self.args.sink.worker_node.remote(self.rank, ray.get_runtime_context().get_node_id())
         if self.rank == 0 and self.args.sink is not None:
             ray.get(self.args.sink.truncate_after.remote(step))
             self.args.sink.note.remote("resumed_from_step", step)

@@ -334,6 +334,8 @@ def _finish(
             "final_loss": final_loss,
             "resumed_from_step": resumed_from,
             "world_size": train.num_workers,
+            # rank -> Ray node id of the last worker group that ran (empty when only the export was left)
+            "worker_nodes": notes.get("worker_nodes", {}),
             "storage_path": storage,
             "checkpoint": str(checkpoint_dir),
         },

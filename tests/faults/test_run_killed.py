@@ -15,7 +15,6 @@ then re-run to the end, and once more: a finished job only rewrites its summary.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ import pytest
 
 from limo_ray.curate.generations import GenerationStore, stored_attempts
 from limo_ray.runfolder import Manifest
+from tests.fixtures import eval_samples, registered_train_steps, strong_filter_requests
 
 pytestmark = pytest.mark.integration
 
@@ -90,40 +90,6 @@ class Job:
         return log.read_text()
 
 
-def _strong_requests(run_dir: Path, after_ns: int) -> list[tuple[str, int]]:
-    """(problem, attempt index) of every strong-filter request a process started after `after_ns` sent."""
-    pairs = []
-    for log in sorted((run_dir / "curate" / "strong_filter" / "requests").glob("*.jsonl")):
-        if int(log.stem.rsplit("-", 1)[1]) < after_ns:
-            continue
-        for line in log.read_text().splitlines():
-            row = json.loads(line)
-            pairs += [(row["problem_id"], int(i)) for i in row["attempt_indices"]]
-    return pairs
-
-
-def _registered_steps(train_dir: Path) -> list[int]:
-    """Steps whose checkpoints Ray Train has registered (the ones a resumed run may start from)."""
-    snapshot = train_dir / "ds_checkpoints" / "checkpoint_manager_snapshot.json"
-    try:
-        results = json.loads(snapshot.read_text())["checkpoint_results"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):  # not yet written, or caught mid-write
-        return []
-    return [r["metrics"]["step"] for r in results if r["checkpoint_dir_name"].startswith("step_")]
-
-
-def _samples(run_dir: Path) -> list[dict]:
-    path = run_dir / "eval" / "samples.jsonl"
-    if not path.is_file():
-        return []
-    # The last line may be half-written at the moment of a read (or of the kill): only whole lines count.
-    rows = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(line))
-    return rows
-
-
 def _mtimes(run_dir: Path) -> dict[str, int]:
     return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.rglob("manifest.json")}
 
@@ -152,15 +118,15 @@ def test_sigkill_in_each_stage_of_limo_run_then_rerun_loses_and_redoes_nothing(j
 
     # 2. training: killed after a registered checkpoint, before the last step.
     train_dir = run_dir / "train"
-    curate_log, _ = job.kill_when(lambda: bool(_registered_steps(train_dir)), "training checkpoint")
-    registered = max(_registered_steps(train_dir))
+    curate_log, _ = job.kill_when(lambda: bool(registered_train_steps(train_dir)), "training checkpoint")
+    registered = max(registered_train_steps(train_dir))
     assert Manifest.read(train_dir) is None, "training finished before the kill: nothing was tested"
     curate_text = curate_log.read_text()
     for stage in CURATE_STAGES:  # finished before the first kill: skipped, not redone
         assert f"[curate] {stage}: complete, skipped" in curate_text
         key = f"curate/{stage}/manifest.json"
         assert (run_dir / key).stat().st_mtime_ns == before_second[key]
-    requested_again = _strong_requests(run_dir, after_ns=killed_in_curate)
+    requested_again = strong_filter_requests(run_dir, after_ns=killed_in_curate)
     assert finished & set(requested_again) == set()
     assert len(requested_again) == len(set(requested_again))
     stored = [(r["problem_id"], r["attempt_index"]) for r in stored_attempts(generations)]
@@ -169,13 +135,15 @@ def test_sigkill_in_each_stage_of_limo_run_then_rerun_loses_and_redoes_nothing(j
 
     # 3. evaluation: killed once the second serving group has cached some answers.
     def second_group_answering() -> bool:
-        return sum(row["checkpoint"] == "student-random" for row in _samples(run_dir)) >= 5
+        return sum(row["checkpoint"] == "student-random" for row in eval_samples(run_dir)) >= 5
 
     eval_log, _ = job.kill_when(second_group_answering, "cached eval answer of the second serving group")
-    answered = {row["key"] for row in _samples(run_dir)}
+    answered = {row["key"] for row in eval_samples(run_dir)}
     assert len(answered) < EVAL_ITEMS * STUDENTS, "eval finished before the kill: nothing was tested"
     train_text = eval_log.read_text()
-    resumed = re.search(r"\[run\] train: complete: (\d+) steps, resumed from the checkpoint at step (\d+)", train_text)
+    resumed = re.search(
+        r"\[run\] train \(curated\): complete: (\d+) steps, resumed from the checkpoint at step (\d+)", train_text
+    )
     assert resumed, train_text[-3000:]
     total_steps, resumed_from = int(resumed.group(1)), int(resumed.group(2))
     assert registered <= resumed_from < total_steps
@@ -193,7 +161,7 @@ def test_sigkill_in_each_stage_of_limo_run_then_rerun_loses_and_redoes_nothing(j
     assert counts, final_text[-3000:]
     answered_now = sum(now for now, _ in counts)
     assert answered_now == EVAL_ITEMS * STUDENTS - len(answered)  # only what was not cached was asked for
-    samples = _samples(run_dir)
+    samples = eval_samples(run_dir)
     keys = [row["key"] for row in samples]
     assert len(keys) == len(set(keys)) == EVAL_ITEMS * STUDENTS  # none lost, none answered twice
     assert {row["checkpoint"] for row in samples} == {"student-base", "student-curated", "student-random"}
