@@ -1,7 +1,7 @@
 """Engine overhead: the project's Ray Data engine stage vs one bare `vllm.LLM`, same workload, same model.
 
 Workload (issue 3): 1,024 toy prompts x n=4 x 64 new tokens (`ignore_eos`), the weak toy model, bf16, eager.
-(a) a bare `vllm.LLM` in its own process; (b) `limo_ray.engine.generate` (the `VLLMStage` map_batches actor) in a
+(a) a bare `vllm.LLM` in its own process; (b) `limo_ray.engine.generate` (the `EngineActor` map_batches actor) in a
 local Ray. Engine start-up is excluded from both: each is timed from engine ready to its last output ((b) takes
 "ready" from the timestamp the actor records when its engine is up). One warm-up pair, then >= 5 interleaved
 pairs (A B A B ...); prints the median tokens/s of each and, last, the median ratio.

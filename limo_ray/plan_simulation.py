@@ -73,7 +73,7 @@ def _occupy_group(world_size: int) -> tuple[list[Any], list[dict[str, Any]]]:
 
 
 class EngineProbe:
-    """Stands in for `VLLMStage` in an engine pool: same constructor, same resources, no vLLM."""
+    """Stands in for `EngineActor` in an engine pool: same constructor, same resources, no vLLM."""
 
     def __init__(self, spec: EngineSpec, sampling: Mapping[str, Any]) -> None:
         self.landings = [_here("engine")]

@@ -28,7 +28,7 @@ from typing import Any
 
 from limo_ray.benchmarks import BenchmarkRegistry
 from limo_ray.config import DecodingConfig, RunConfig
-from limo_ray.engine.stage import chat_messages
+from limo_ray.engine.actor import chat_messages
 from limo_ray.errors import LimoError
 from limo_ray.evaluate.client import ChatClient, Completion, RequestFailed, RetryPolicy
 from limo_ray.evaluate.judge import EndpointJudge, Judge

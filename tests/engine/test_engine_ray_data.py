@@ -58,9 +58,9 @@ def test_ray_data_stage_honours_per_row_n_and_isolates_a_poisoned_prompt(model_d
 
 HUB_CHILD = """
 import json
-from limo_ray.engine import EngineSpec, VLLMStage
+from limo_ray.engine import EngineActor, EngineSpec
 spec = EngineSpec(name="hub", model="limo-ray-test/tiny-qwen2", max_model_len=256, device="cpu")
-out = VLLMStage(spec, {"temperature": 0.7, "max_tokens": 4})({"problem": ["What is 2 + 2?"], "n": [3]})
+out = EngineActor(spec, {"temperature": 0.7, "max_tokens": 4})({"problem": ["What is 2 + 2?"], "n": [3]})
 print("RESULT " + json.dumps({"completions": len(out["completions"][0]), "error": out["error"][0]}))
 """
 
