@@ -17,25 +17,19 @@ from limo_ray.records import Sample
 from limo_ray.runfolder import CONFIG_FILE, Manifest, read_resolved_config, write_text_atomic
 
 CARD_FILE = "README.md"
-# Every stage a curation pipeline may run, in order; the card shows those that completed (the random-selection
-# baseline of `limo run` has random_sample where the curated run has the filters and balance).
-FUNNEL_STAGES = (
-    "ingest",
-    "dedup",
-    "decontaminate",
-    "random_sample",
-    "weak_filter",
-    "strong_filter",
-    "balance",
-    "chains",
-    "quality",
-    "select",
-)
+
+
+# Every stage a curation pipeline may run, in order, but export; the card shows those that completed (the
+# random-selection control of `limo run` has random_sample where the curated run has the filters and balance).
+def funnel_stages() -> tuple[str, ...]:
+    from limo_ray.curate.pipeline import STAGE_NAMES  # the pipeline builds its stages from this module's users
+
+    return (*STAGE_NAMES[:3], "random_sample", *STAGE_NAMES[3:-1])
 
 
 def funnel(ctx: CurateContext) -> list[dict[str, Any]]:
     rows = []
-    for stage in FUNNEL_STAGES:
+    for stage in funnel_stages():
         manifest = Manifest.read(ctx.stage_dir(stage))
         if manifest is not None and manifest.complete:
             rows.append(

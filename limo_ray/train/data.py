@@ -126,24 +126,28 @@ def tokenize_row(
     }
 
 
+@dataclass(frozen=True)
+class TokenizeSettings:
+    """How rows become token ids: the tokenizer (the base model's), the prompt, the length limit."""
+
+    model_path: str
+    system_prompt: str
+    max_seq_len: int
+    truncation: Truncation
+    chat_template: str | None = None
+    trust_remote_code: bool = False
+
+
 class Tokenize:
     """Ray Data `map_batches` class around `tokenize_row`: the tokenizer loads once per actor."""
 
-    def __init__(
-        self,
-        model_path: str,
-        system_prompt: str,
-        max_seq_len: int,
-        truncation: Truncation,
-        chat_template: str | None = None,
-        trust_remote_code: bool = False,
-    ) -> None:
-        self.tokenizer = load_tokenizer(model_path, trust_remote_code)
+    def __init__(self, settings: TokenizeSettings) -> None:
+        self.tokenizer = load_tokenizer(settings.model_path, settings.trust_remote_code)
         self.options = {
-            "system_prompt": system_prompt,
-            "max_seq_len": max_seq_len,
-            "truncation": truncation,
-            "chat_template": chat_template,
+            "system_prompt": settings.system_prompt,
+            "max_seq_len": settings.max_seq_len,
+            "truncation": settings.truncation,
+            "chat_template": settings.chat_template,
         }
 
     def __call__(self, batch: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
@@ -228,15 +232,7 @@ def read_dataset(path: str | Path) -> ray.data.Dataset:
 
 
 def tokenize_dataset(
-    ds: ray.data.Dataset,
-    model_path: str,
-    system_prompt: str,
-    max_seq_len: int,
-    truncation: Truncation,
-    chat_template: str | None = None,
-    trust_remote_code: bool = False,
-    num_cpus: float = 1.0,
-    batch_size: int = 64,
+    ds: ray.data.Dataset, settings: TokenizeSettings, num_cpus: float = 1.0, batch_size: int = 64
 ) -> TokenizedData:
     """Tokenise with one Ray Data actor (the tokenizer loads once), then gather into `TokenizedData`.
 
@@ -251,23 +247,17 @@ def tokenize_dataset(
     try:
         rows = ds.map_batches(
             Tokenize,
-            fn_constructor_kwargs={
-                "model_path": model_path,
-                "system_prompt": system_prompt,
-                "max_seq_len": max_seq_len,
-                "truncation": truncation,
-                "chat_template": chat_template,
-                "trust_remote_code": trust_remote_code,
-            },
+            fn_constructor_args=(settings,),
             batch_size=batch_size,
             compute=ActorPoolStrategy(size=1),
             num_cpus=num_cpus,
         ).take_all()
     finally:
         context.execution_options.preserve_order = kept_order
+    max_seq_len = settings.max_seq_len
     stats = TokenStats(
         max_seq_len=max_seq_len,
-        truncation=truncation,
+        truncation=settings.truncation,
         system_prompt_differs=sum(bool(r["system_differs"]) for r in rows),
     )
     data = TokenizedData.from_rows(rows, stats)

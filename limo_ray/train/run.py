@@ -34,7 +34,7 @@ from limo_ray.runfolder import (
     write_resolved_config,
 )
 from limo_ray.train import checkpoint as ckpt
-from limo_ray.train.data import TokenizedData, TokenStats, read_dataset, tokenize_dataset
+from limo_ray.train.data import TokenizedData, TokenizeSettings, TokenStats, read_dataset, tokenize_dataset
 from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend
 from limo_ray.train.metrics import METRICS_FILE, MetricsLog, start_sink
 from limo_ray.train.packing import pack_best_fit, rows_left_out, steps_per_epoch
@@ -204,15 +204,16 @@ def run_training(
     init_ray(config.cluster)
     storage = storage_path or str(train_dir)
 
-    data = tokenize_dataset(
-        read_dataset(dataset_path),
+    tokenize = TokenizeSettings(
         model_path,
         config.prompt.system,
         train.max_seq_len,
         train.truncation,
         chat_template=_chat_template(config),
         trust_remote_code=_trust_remote_code(config),
-        num_cpus=min(1.0, float(config.cluster.cpus_per_node)),
+    )
+    data = tokenize_dataset(
+        read_dataset(dataset_path), tokenize, num_cpus=min(1.0, float(config.cluster.cpus_per_node))
     )
     _, per_epoch = plan_steps(data.lengths.tolist(), train, train.num_workers)
     total = per_epoch * train.epochs

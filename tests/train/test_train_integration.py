@@ -24,7 +24,14 @@ from limo_ray.errors import LimoError
 from limo_ray.runfolder import read_resolved_config
 from limo_ray.train import run_training
 from limo_ray.train.checkpoint import PROBE_FILE, STATE_FILE, files_for_rank
-from limo_ray.train.data import TokenizedData, load_tokenizer, read_dataset, tokenize_dataset, tokenize_row
+from limo_ray.train.data import (
+    TokenizedData,
+    TokenizeSettings,
+    load_tokenizer,
+    read_dataset,
+    tokenize_dataset,
+    tokenize_row,
+)
 from limo_ray.train.packing import collate, epoch_rows, step_plan, token_loss_sum
 from limo_ray.train.run import plan_steps, training_key
 from limo_ray.train.schedule import lr_multiplier
@@ -216,7 +223,7 @@ def test_a_run_killed_after_the_export_moved_only_writes_the_manifest(
 
 
 def test_tokenisation_as_a_ray_data_step_counts_what_it_drops(ray_cluster, dataset, tiny_model) -> None:
-    data = tokenize_dataset(read_dataset(dataset), str(tiny_model), LIMO_SYSTEM_PROMPT, 200, "drop")
+    data = tokenize_dataset(read_dataset(dataset), TokenizeSettings(str(tiny_model), LIMO_SYSTEM_PROMPT, 200, "drop"))
     tokenizer = load_tokenizer(str(tiny_model))
     rows = [json.loads(line) for line in dataset.read_text().splitlines()]
     direct = TokenizedData.from_rows([tokenize_row(tokenizer, r, LIMO_SYSTEM_PROMPT, 200, "drop") for r in rows])
