@@ -9,7 +9,7 @@ the jsonl. The data card (`curate/README.md` + plots) is written beside it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,26 +50,8 @@ class Export(Stage):
         for p in problems:
             chain = selected[p.id]
             response = responses[(p.id, chain["model"], chain["attempt_index"])]
-            provenance = {
-                "source": p.source,
-                "source_line": p.source_line,
-                "source_id": p.metadata.get("original_id", p.id),
-                "domain": p.domain,
-                "difficulty": p.difficulty,
-                "weak": _attempt_summary(facts["weak_filter"].get(p.id)),
-                "strong": _attempt_summary(facts["strong_filter"].get(p.id)),
-                "chain": {k: chain[k] for k in ("model", "attempt_index", "score", "level", "num_tokens", "words")},
-            }
-            samples.append(
-                Sample(
-                    id=p.id,
-                    system=self.system,
-                    problem=p.problem,
-                    response=response,
-                    answer=p.answer,
-                    provenance=provenance,
-                )
-            )
+            weak, strong = facts["weak_filter"].get(p.id), facts["strong_filter"].get(p.id)
+            samples.append(chain_sample(p, chain, response, self.system, weak, strong))
         rows = [s.to_row() for s in samples]
         write_jsonl_atomic(ctx.curate_dir / DATASET_JSONL, rows)
         table = pa.Table.from_pylist([{**r, "provenance": json.dumps(r["provenance"])} for r in rows])
@@ -78,6 +60,36 @@ class Export(Stage):
         decisions = [Decision(s.id, "kept", "exported") for s in samples]
         write_card(ctx, samples)
         return StageResult(list(problems), decisions, facts={"samples": len(samples)})
+
+
+def chain_sample(
+    problem: Problem,
+    chain: Mapping[str, Any],
+    response: str,
+    system: str,
+    weak: dict[str, Any] | None = None,
+    strong: dict[str, Any] | None = None,
+) -> Sample:
+    """One LIMO-format sample: the problem with a scored chain, and where both came from (`weak`/`strong`: the
+    filters' decision facts for the problem, if it met them)."""
+    provenance = {
+        "source": problem.source,
+        "source_line": problem.source_line,
+        "source_id": problem.metadata.get("original_id", problem.id),
+        "domain": problem.domain,
+        "difficulty": problem.difficulty,
+        "weak": _attempt_summary(weak),
+        "strong": _attempt_summary(strong),
+        "chain": {k: chain[k] for k in ("model", "attempt_index", "score", "level", "num_tokens", "words")},
+    }
+    return Sample(
+        id=problem.id,
+        system=system,
+        problem=problem.problem,
+        response=response,
+        answer=problem.answer,
+        provenance=provenance,
+    )
 
 
 def _facts_by_problem(path: Path) -> dict[str, dict[str, Any]]:

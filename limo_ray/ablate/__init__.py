@@ -1,0 +1,12 @@
+"""`limo ablate`: the LIMO paper's ablations on a run folder's curation — chain quality, problem difficulty, data
+size, selection method and backbone — each arm trained and evaluated by `limo run`'s own code.
+
+`arms` builds each study's arms (pure functions of the curation's files), `generate` runs the curation stages a
+study needs beyond the curation's (reusing every attempt already drawn), `study` trains and evaluates the arms
+(each skipped when complete), `summary` writes the study's tables, plot and the paper's finding beside ours.
+"""
+
+from limo_ray.ablate.arms import STUDIES, Arm
+from limo_ray.ablate.study import StudyResult, check_study, run_study
+
+__all__ = ["STUDIES", "Arm", "StudyResult", "check_study", "run_study"]
