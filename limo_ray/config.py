@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -381,7 +382,7 @@ class DifficultyStudyConfig(StrictModel):
         if len(set(names)) != len(names):
             raise ValueError(f"ablate.difficulty.bins: names repeat ({', '.join(names)})")
         ranges = sorted(b.solve_rate for b in self.bins)
-        if any(a[1] > b[0] for a, b in zip(ranges, ranges[1:], strict=False)):
+        if any(a[1] > b[0] for a, b in itertools.pairwise(ranges)):
             raise ValueError(f"ablate.difficulty.bins: solve_rate ranges overlap ({ranges})")
         levels = [level for b in self.bins for level in b.levels]
         if len(set(levels)) != len(levels):
