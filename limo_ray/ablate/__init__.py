@@ -6,7 +6,5 @@ study needs beyond the curation's (reusing every attempt already drawn), `study`
 (each skipped when complete), `summary` writes the study's tables, plot and the paper's finding beside ours.
 """
 
-from limo_ray.ablate.arms import STUDIES, Arm
-from limo_ray.ablate.study import StudyResult, check_study, run_study
-
-__all__ = ["STUDIES", "Arm", "StudyResult", "check_study", "run_study"]
+# The studies, in the order `limo ablate --help` lists them (kept here, light, for the CLI to import).
+STUDIES: tuple[str, ...] = ("quality", "difficulty", "size", "selection", "backbone")

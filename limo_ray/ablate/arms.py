@@ -34,7 +34,6 @@ from limo_ray.curate.select import best_chains
 from limo_ray.errors import LimoError
 from limo_ray.records import Sample
 
-STUDIES: tuple[str, ...] = ("quality", "difficulty", "size", "selection", "backbone")
 LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 SELECTION_ARMS: tuple[str, ...] = ("curated", "random", "weak_only", "strong_only")
 # Candidates per wanted sample in a difficulty bin: hard bins hold problems no chain model solves.

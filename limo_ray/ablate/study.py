@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from limo_ray.ablate import STUDIES
 from limo_ray.ablate import arms as build
-from limo_ray.ablate.arms import STUDIES, Arm
+from limo_ray.ablate.arms import Arm
 from limo_ray.ablate.source import Curation, kept_by, read_curation
 from limo_ray.config import RunConfig
+from limo_ray.curate.stage import Stage, stage_hash
 from limo_ray.errors import LimoError
-from limo_ray.runfolder import write_json_atomic, write_jsonl_atomic
+from limo_ray.runfolder import is_complete, write_json_atomic, write_jsonl_atomic
 
 ABLATE_DIR = "ablate"
 ARMS_DIR, ARMS_INDEX, RUNS_DIR = "arms", "arms.json", "runs"
@@ -100,14 +102,27 @@ def run_study(
 
 
 def ensure_curation(config: RunConfig, run_dir: Path, log: Callable[[str], None]) -> Curation:
-    """The run folder's finished curation; its missing stages run first (finished ones are skipped)."""
+    """The run folder's finished curation, made by `config`'s stages; when it is not finished, the curation runs
+    first (its finished stages skipped; one finished with other settings is refused by name, as `limo curate`
+    refuses it)."""
     from limo_ray.curate.context import CurateContext
     from limo_ray.curate.pipeline import curation_stages, run_curation
 
-    outcomes = run_curation(CurateContext(run_dir=run_dir, cluster=config.cluster, log=log), curation_stages(config))
-    if not all(o.skipped for o in outcomes):
-        log(f"[ablate] curation finished in {run_dir / 'curate'}")
+    stages = curation_stages(config)
+    if not is_complete(run_dir / "curate" / stages[-1].name, curation_key(stages)):
+        log(f"[ablate] curation is not finished in {run_dir / 'curate'}: curating first")
+        run_curation(CurateContext(run_dir=run_dir, cluster=config.cluster, log=log), stages)
     return read_curation(run_dir / "curate")
+
+
+def curation_key(stages: Sequence[Stage]) -> str:
+    """The key the last stage's manifest carries when these stages made it (each key chains the one before)."""
+    from limo_ray.curate.pipeline import ROOT_KEY
+
+    key = ROOT_KEY
+    for stage in stages:
+        key = stage_hash(key, stage)
+    return key
 
 
 # ----------------------------------------------------------------------------------------------- arms
