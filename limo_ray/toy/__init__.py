@@ -5,19 +5,11 @@ It is the embedded default of the `tiny` preset: real HF checkpoints served by t
 cluster, in a world where a weak model really fails hard problems and a strong one solves some.
 """
 
-from limo_ray.toy.build import (
-    MODEL_NAMES,
-    TOY_SPECS,
-    ToySpec,
-    ToyWorld,
-    build_toy_world,
-    cache_root,
-    toy_spec,
-    world_hash,
-)
+from limo_ray.toy.cache import ToyWorld, build_toy_world, cache_root, world_hash
 from limo_ray.toy.chains import QUALITY_LEVELS, reference_chain
 from limo_ray.toy.problems import DOMAINS, LEVELS, ToyProblem, generate_problems, generate_toy_problems
 from limo_ray.toy.report import CalibrationReport, calibration_report, level_table
+from limo_ray.toy.spec import MODEL_NAMES, TOY_SPECS, ToySpec, toy_spec
 
 __all__ = [
     "DOMAINS",

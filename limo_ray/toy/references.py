@@ -17,7 +17,8 @@ from pathlib import Path
 
 from limo_ray.config import RunConfig, ToyConfig
 from limo_ray.errors import LimoError
-from limo_ray.toy.build import MODEL_NAMES, build_toy_world, cache_root, toy_spec, world_hash
+from limo_ray.toy.cache import build_toy_world, cache_root, world_hash
+from limo_ray.toy.spec import MODEL_NAMES, toy_spec
 
 SCHEME = "toy:"
 WORLD_PARTS: tuple[str, ...] = (*MODEL_NAMES, "pool", "benchmark")

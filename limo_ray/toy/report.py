@@ -21,7 +21,7 @@ from itertools import pairwise
 from typing import Any
 
 from limo_ray.config import LIMO_SYSTEM_PROMPT, ClusterConfig
-from limo_ray.toy.build import ToyWorld
+from limo_ray.toy.cache import ToyWorld
 from limo_ray.toy.problems import LEVELS
 
 # The share of level-4/5 benchmark problems that must land in the strong filter's band (see calibration_checks).

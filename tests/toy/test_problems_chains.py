@@ -10,9 +10,10 @@ import pytest
 from limo_ray.errors import LimoError
 from limo_ray.grading import grade
 from limo_ray.records.schema import normalize_text
-from limo_ray.toy.build import TOY_SPECS, make_benchmark, make_pool
 from limo_ray.toy.chains import QUALITY_LEVELS, reference_chain
+from limo_ray.toy.problem_sets import make_benchmark, make_pool
 from limo_ray.toy.problems import DOMAINS, LEVELS, generate_problems, generate_toy_problems, make_problem
+from limo_ray.toy.spec import TOY_SPECS
 
 EXPLORE = re.compile(r"\b(let me|perhaps)\b", re.IGNORECASE)
 VERIFY = re.compile(r"\b(check|verif\w*)\b", re.IGNORECASE)

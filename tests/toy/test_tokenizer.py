@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from limo_ray.config import LIMO_SYSTEM_PROMPT
-from limo_ray.toy.build import TOY_SPECS
 from limo_ray.toy.chains import reference_chain
 from limo_ray.toy.models import qwen2_config
 from limo_ray.toy.problems import generate_toy_problems
+from limo_ray.toy.spec import TOY_SPECS
 from limo_ray.toy.tokenizer import (
     IM_END,
     SPECIAL_TOKENS,

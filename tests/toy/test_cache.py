@@ -1,0 +1,27 @@
+"""The toy world's cache key: it covers every module that decides a world's content, the spec and the seed."""
+
+from __future__ import annotations
+
+import dataclasses
+import pkgutil
+
+import limo_ray.toy
+from limo_ray.toy.cache import CONTENT_MODULES, world_hash
+from limo_ray.toy.spec import TOY_SPECS
+
+# Modules that only read a built world (resolving `toy:` paths, measuring calibration): editing them rebuilds nothing.
+READERS = {"references", "report"}
+
+
+def test_the_world_hash_covers_every_toy_module_but_the_readers() -> None:
+    modules = {info.name for info in pkgutil.iter_modules(limo_ray.toy.__path__)}
+    assert sorted(CONTENT_MODULES) == sorted(modules - READERS)
+
+
+def test_the_world_hash_changes_with_the_seed_and_with_any_spec_number() -> None:
+    spec = TOY_SPECS["test"]
+    base = world_hash(spec, 0)
+    assert base.startswith("test-") and world_hash(spec, 0) == base
+    assert world_hash(spec, 1) != base
+    assert world_hash(dataclasses.replace(spec, pool_size=spec.pool_size + 1), 0) != base
+    assert world_hash(dataclasses.replace(spec, weak=dataclasses.replace(spec.weak, lr=2e-3)), 0) != base
