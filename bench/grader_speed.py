@@ -94,7 +94,7 @@ def preamble(problem: Problem) -> str:
         text = text[: max(text.rfind("\n\n", 0, m.start()), 0)] or text[: m.start()]
     if len(text) > PREAMBLE_CHARS:
         text = text[: text.rfind("\n", 0, PREAMBLE_CHARS) + 1 or PREAMBLE_CHARS]
-    if text.count("$") % 2:  # cut inside inline math: close it where it opened
+    if text.count("$") % 2:  # the cut fell inside inline math: drop the unclosed part
         text = text[: text.rfind("$")]
     return _ANSWER_WORD.sub("result", text).strip()
 
