@@ -221,7 +221,15 @@ def size_arms(curation: Curation, *, sizes: Sequence[int], seed: int, student: s
         )
     by_id = {s.id: s for s in curation.curated}
     order = [by_id[pid] for pid in seeded_order(by_id, seed, "size")]
-    return [Arm(f"n{size}", seed, tuple(order[:size]), student) for size in sorted(sizes)]
+    return [Arm(f"n{size}", seed, as_curated(curation, order[:size]), student) for size in sorted(sizes)]
+
+
+def as_curated(curation: Curation, samples: Sequence[Sample]) -> tuple[Sample, ...]:
+    """`samples`; in the curated set's own order when they are all of it, so the arm's dataset is the same file
+    as `curate/dataset.jsonl` (and `limo run`'s finished training of it can be reused)."""
+    if sorted(s.id for s in samples) == sorted(s.id for s in curation.curated):
+        return tuple(curation.curated)
+    return tuple(samples)
 
 
 # ----------------------------------------------------------------------------------------------- selection
@@ -280,7 +288,7 @@ def selection_arms(
         bare = [name for name, ids in picks.items() if not ids]
         raise LimoError(f"selection: no correct chain for any candidate of the {', '.join(bare)} arm(s)")
     by_id = {s.id: s for s in curation.curated}
-    curated = tuple(by_id[pid] for pid in seeded_order(by_id, seed, "selection:curated")[:equal])
+    curated = as_curated(curation, [by_id[pid] for pid in seeded_order(by_id, seed, "selection:curated")[:equal]])
     arms = [Arm("curated", seed, curated, student)]
     arms += [
         Arm(name, seed, samples_from_chains(curation, ids[:equal], best, system), student)

@@ -88,7 +88,7 @@ def run_study(
     result = StudyResult(study, folder, arms, datasets)
     if until == "arms":
         return result
-    result.trained = train_arms(config, folder, arms, datasets, log)
+    result.trained = train_arms(config, folder, arms, datasets, log, reuse=run_dir)
     if until == "train":
         return result
     from limo_ray.ablate.summary import write_study_summary
@@ -268,22 +268,36 @@ def arm_storage(config: RunConfig, folder: Path, arm: Arm) -> str | None:
 
 
 def train_arms(
-    config: RunConfig, folder: Path, arms: Sequence[Arm], datasets: Mapping[str, Path], log: Callable[[str], None]
+    config: RunConfig,
+    folder: Path,
+    arms: Sequence[Arm],
+    datasets: Mapping[str, Path],
+    log: Callable[[str], None],
+    reuse: Path | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune each arm's student on its dataset in `runs/<label>/`; a finished training is skipped."""
+    """Fine-tune each arm's student on its dataset in `runs/<label>/`; a finished training is skipped.
+
+    `reuse`: a run folder whose finished `train/` is taken for an arm with the same training key (the curated set,
+    the config's student and seed: what `limo run` trained), linked as the arm's `train/` instead of trained again.
+    """
     from limo_ray.train import run_training
+    from limo_ray.train.run import training_key
 
     results = {}
     for number, arm in enumerate(arms, start=1):
         run_dir = folder / RUNS_DIR / arm.label
         trained = arm_config(config, arm)
-        log(f"[ablate] train {arm.label} ({number}/{len(arms)}): {len(arm.samples)} samples -> {run_dir / 'train'}")
+        model_path = trained.models[arm.student].path
+        own = run_dir / "train"
+        if reuse is not None and not own.exists():
+            earlier = reuse / "train"
+            if is_complete(earlier, training_key(trained, datasets[arm.label], model_path)):
+                own.parent.mkdir(parents=True, exist_ok=True)
+                own.symlink_to(earlier.resolve(), target_is_directory=True)
+                log(f"[ablate] train {arm.label}: the same training as {earlier} (dataset, student, seed): reused")
+        log(f"[ablate] train {arm.label} ({number}/{len(arms)}): {len(arm.samples)} samples -> {own}")
         result = run_training(
-            trained,
-            run_dir,
-            datasets[arm.label],
-            trained.models[arm.student].path,
-            storage_path=arm_storage(config, folder, arm),
+            trained, run_dir, datasets[arm.label], model_path, storage_path=arm_storage(config, folder, arm)
         )
         log(f"[ablate] train {arm.label}: {result.status()}")
         if not result.complete:

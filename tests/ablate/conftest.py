@@ -31,6 +31,7 @@ from limo_ray.curate.quality_stage import SCORED_CHAINS, SCORED_SCHEMA
 from limo_ray.curate.select import best_chains
 from limo_ray.curate.stage import Decision, write_decisions
 from limo_ray.records import Problem
+from limo_ray.runfolder import write_jsonl_atomic
 from limo_ray.toy.chains import reference_chain
 from limo_ray.toy.problems import ToyProblem, generate_toy_problems
 from tests.fixtures import toy_problem_pool
@@ -154,7 +155,7 @@ def build_synthetic_run(run_dir: Path) -> SyntheticRun:
         chain_sample(p, best[p.id], best[p.id]["response"], SYSTEM, weak_facts[p.id], strong_facts[p.id])
         for p in ranked
     ]
-    (curate_dir / DATASET_JSONL).write_text("".join(json.dumps(s.to_row()) + "\n" for s in samples), encoding="utf-8")
+    write_jsonl_atomic(curate_dir / DATASET_JSONL, [s.to_row() for s in samples])  # as export writes it
     rebuild_ledger(curate_dir, STAGE_NAMES)
     return SyntheticRun(run_dir, read_curation(curate_dir), lacks_l3)
 

@@ -84,11 +84,9 @@ def test_a_rerun_writes_the_same_arm_files(finished_run: Path, config: RunConfig
     assert first.folder == finished_run / "ablate" / "size"
 
 
-def complete_training(config: RunConfig, folder: Path, arm: Arm, dataset: Path) -> Path:
-    """The manifest a finished training of `arm` leaves (the key `run_training` checks), in the arm's run folder."""
-    trained = arm_config(config, arm)
-    key = training_key(trained, dataset, trained.models[arm.student].path)
-    train_dir = folder / RUNS_DIR / arm.label / "train"
+def complete_training(config: RunConfig, train_dir: Path, dataset: Path, student: str) -> Path:
+    """The manifest a finished training leaves in `train_dir` (with the key `run_training` checks)."""
+    key = training_key(config, dataset, config.models[student].path)
     extra = {"tokens": TokenStats().to_dict(), "steps": 3, "steps_per_epoch": 1, "final_loss": 0.5}
     extra["checkpoint"] = str(train_dir / "checkpoint")
     Manifest("train", [str(dataset)], 5, 5, 0, key, 9.0, True, extra=extra).write(train_dir)
@@ -99,7 +97,21 @@ def test_a_killed_study_retrains_no_finished_arm(finished_run: Path, config: Run
     import ray
 
     built = run_study(config, finished_run, "size", repeats=2, until="arms", log=lambda line: None)
-    manifests = [complete_training(config, built.folder, arm, built.datasets[arm.label]) for arm in built.arms]
+    # Killed after every arm but one had finished; that one (the whole curated set, the config's student and
+    # seed) is what `limo run` trained in the run folder.
+    full = next(arm for arm in built.arms if arm.label == "n30-s0")
+    assert built.datasets[full.label].read_bytes() == (finished_run / "curate" / "dataset.jsonl").read_bytes()
+    runs_own = complete_training(config, finished_run / "train", finished_run / "curate" / "dataset.jsonl", "student")
+    manifests = [runs_own] + [
+        complete_training(
+            arm_config(config, arm),
+            built.folder / RUNS_DIR / arm.label / "train",
+            built.datasets[arm.label],
+            arm.student,
+        )
+        for arm in built.arms
+        if arm is not full
+    ]
     before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in manifests}
     lines: list[str] = []
     resumed = run_study(config, finished_run, "size", repeats=2, until="train", log=lines.append)
@@ -108,6 +120,9 @@ def test_a_killed_study_retrains_no_finished_arm(finished_run: Path, config: Run
     assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in manifests} == before
     assert not ray.is_initialized()  # nothing was trained: Ray was never needed
     assert sum("complete already" in line for line in lines) == 6
+    linked = built.folder / RUNS_DIR / full.label / "train"
+    assert linked.is_symlink() and linked.resolve() == (finished_run / "train").resolve()
+    assert resumed.trained[full.label].checkpoint == finished_run / "train" / "checkpoint"
     # Each repeat is its own training: the seed is in the key, and so is the arm's dataset.
     keys = {Manifest.read(path.parent).config_hash for path in manifests}  # type: ignore[union-attr]
     assert len(keys) == 6
