@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from limo_ray.records.boxed import last_boxed
 
-# Fallbacks in order of preference; for each, the last occurrence in the text wins.
+# Fallbacks in order of preference; for each, the last occurrence in the text wins. Markdown bold around the
+# phrase (`**Answer:** 12`, `**Final answer:** 12`), a common model style, is not part of the answer.
 _FALLBACKS = [
-    re.compile(r"final answer\s*(?:is)?\s*[:：]?\s*(?P<ans>[^\n]+)", re.IGNORECASE),
-    re.compile(r"the answer is\s*:?\s*(?P<ans>[^\n]+)", re.IGNORECASE),
-    re.compile(r"(?:^|\n)\s*\**answer\**\s*[:：]\s*(?P<ans>[^\n]+)", re.IGNORECASE),
+    re.compile(r"final answer\s*(?:is)?\**\s*[:：]?\s*\**\s*(?P<ans>[^\n]+)", re.IGNORECASE),
+    re.compile(r"the answer is\s*:?\s*\**\s*(?P<ans>[^\n]+)", re.IGNORECASE),
+    re.compile(r"(?:^|\n)\s*\**answer\**\s*[:：]\s*\**\s*(?P<ans>[^\n]+)", re.IGNORECASE),
     re.compile(r"####\s*(?P<ans>[^\n]+)"),
 ]
 _INLINE_MATH = re.compile(r"\$+([^$]+)\$+|\\\((.+?)\\\)")
@@ -58,7 +59,7 @@ def _clean_fallback(text: str) -> str:
     math = _INLINE_MATH.search(text)
     if math:
         text = math.group(1) or math.group(2)
-    return text.strip().rstrip(".").strip()
+    return text.strip().rstrip(".").strip().strip("*").strip()
 
 
 def extract_choice(answer: str) -> str | None:

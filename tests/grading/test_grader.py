@@ -140,6 +140,20 @@ def test_answer_phrase_fallbacks() -> None:
     assert grade("Answer: 18", "18").correct
 
 
+@pytest.mark.parametrize(
+    ("response", "answer"),
+    [
+        ("**Answer:** \\frac{1}{2}", "\\frac{1}{2}"),
+        ("**Final answer:** 12", "12"),
+        ("**Final Answer**: 9", "9"),
+        ("So the final answer is **7**.", "7"),
+    ],
+)
+def test_markdown_bold_around_an_answer_phrase_is_not_part_of_the_answer(response: str, answer: str) -> None:
+    assert extract_final_answer(response).answer == answer
+    assert grade(response, answer).correct
+
+
 def test_gpqa_choice_letters() -> None:
     assert grade("Comparing energies, option A fits. \\boxed{A}", "A").correct
     assert not grade("\\boxed{B}", "A").correct
