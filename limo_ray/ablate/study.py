@@ -29,7 +29,7 @@ from limo_ray.ablate.source import Curation, kept_by, read_curation
 from limo_ray.config import RunConfig
 from limo_ray.curate.stage import Stage, stage_hash
 from limo_ray.errors import LimoError
-from limo_ray.runfolder import is_complete, write_json_atomic, write_jsonl_atomic
+from limo_ray.runfolder import is_complete, write_json_atomic, write_jsonl_atomic, write_resolved_config
 
 ABLATE_DIR = "ablate"
 ARMS_DIR, ARMS_INDEX, RUNS_DIR = "arms", "arms.json", "runs"
@@ -41,6 +41,12 @@ def check_study(study: str) -> str:
     if study not in STUDIES:
         raise LimoError(f"unknown study {study!r}: the studies are {', '.join(STUDIES)}")
     return study
+
+
+def check_until(until: str | None) -> str | None:
+    if until is not None and until not in UNTIL:
+        raise LimoError(f"--until {until!r}: stop after one of {', '.join(UNTIL)}")
+    return until
 
 
 def study_folder(run_dir: Path, study: str) -> Path:
@@ -76,8 +82,7 @@ def run_study(
 
     `config` is resolved (no `toy:` references left): the CLI's entry step did that."""
     check_study(study)
-    if until is not None and until not in UNTIL:
-        raise LimoError(f"--until {until!r}: stop after one of {', '.join(UNTIL)}")
+    check_until(until)
     run_dir = Path(run_dir).resolve()
     seeds = repeat_seeds(config, repeats)
     folder = study_folder(run_dir, study)
@@ -111,6 +116,7 @@ def ensure_curation(config: RunConfig, run_dir: Path, log: Callable[[str], None]
     stages = curation_stages(config)
     if not is_complete(run_dir / "curate" / stages[-1].name, curation_key(stages)):
         log(f"[ablate] curation is not finished in {run_dir / 'curate'}: curating first")
+        write_resolved_config(config, run_dir)
         run_curation(CurateContext(run_dir=run_dir, cluster=config.cluster, log=log), stages)
     return read_curation(run_dir / "curate")
 

@@ -41,11 +41,12 @@ def ablate_command(
     Example: `limo ablate quality --config tiny --run-dir runs/demo --repeats 3` (after `limo run --config tiny
     --run-dir runs/demo`)
     """
-    from limo_ray.ablate.study import check_study, run_study
+    from limo_ray.ablate.study import check_study, check_until, run_study
     from limo_ray.console import job_console
     from limo_ray.engine.ray_session import start_job_ray
 
     check_study(study)
+    check_until(until)
     resolved = resolve_entry(load(config, overrides))
     folder = run_folder(resolved, run_dir)
     start_ray = partial(start_job_ray, resolved.cluster)

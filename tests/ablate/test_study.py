@@ -26,7 +26,7 @@ from limo_ray.ablate.study import (
     run_study,
     study_checkpoints,
 )
-from limo_ray.ablate.summary import arm_scores, plot_study, render_markdown
+from limo_ray.ablate.summary import arm_scores, plot_study, render_markdown, write_study_summary
 from limo_ray.cli import main
 from limo_ray.config import RunConfig, load_config
 from limo_ray.curate.pipeline import curation_stages
@@ -181,3 +181,41 @@ def test_the_summary_gives_each_repeat_their_mean_and_sd_and_pools_repeats_in_th
     assert "-25.0 [" in text and "| s-base (no SFT) | | | 40.0 [30.0, 50.0] |" in text
     assert "**The paper.** less is more" in text
     assert plot_study("size", ["n5", "n30"], scores, ["toy"], tmp_path / "accuracy.png").stat().st_size > 0
+
+
+def test_the_summary_is_written_from_the_eval_folders_cached_answers(
+    synthetic_run: SyntheticRun, tmp_path: Path
+) -> None:
+    """The answers' keys are the runner's own (plan_items, checkpoint identities): what `limo eval` stored is read."""
+    from limo_ray.benchmarks import BenchmarkRegistry
+    from limo_ray.evaluate import EVAL_DIR, SAMPLES_FILE, SampleStore, plan_items
+    from limo_ray.run import checkpoint_identity
+    from tests.fixtures import eval_config, mini_benchmark
+
+    registry = mini_benchmark(tmp_path, items=10, samples=2)
+    config = eval_config(None, "eval.benchmarks=[mini]", registry_file=registry)
+    arms = [
+        a for seed in (0, 1) for a in size_arms(synthetic_run.curation, sizes=[5, 30], seed=seed, student="student")
+    ]
+    checkpoints = {"student-base": "toy:student", **{a.label: str(tmp_path / "ckpt" / a.label) for a in arms}}
+    ids = {name: checkpoint_identity(name, path) for name, path in checkpoints.items()}
+    plans = plan_items(config, BenchmarkRegistry.from_config(config.benchmarks), ["mini"], list(ids), None, ids)
+    solved = {"student-base": 2, "n5-s0": 4, "n5-s1": 6, "n30-s0": 8, "n30-s1": 8}  # items solved, both samples
+    folder = tmp_path / "ablate" / "size"
+    with SampleStore(folder / EVAL_DIR / SAMPLES_FILE) as store:
+        for plan in plans:
+            item = int(plan.item.removeprefix("mini-"))
+            store.append(
+                {"key": key, "checkpoint": plan.checkpoint, "response": "", "correct": item < solved[plan.checkpoint]}
+                for key in plan.keys
+            )
+    datasets = {a.label: tmp_path / f"{a.label}.jsonl" for a in arms}
+    summary = write_study_summary(config, "size", folder, arms, datasets, checkpoints)
+    data = json.loads((folder / "summary.json").read_text())
+    small = data["arms"]["n5"]["benchmarks"]["mini"]
+    assert {seed: run["pass@1"] for seed, run in small["runs"].items()} == {"0": 40.0, "1": 60.0}
+    assert small["mean"] == 50.0 and small["vs_reference"]["delta"] == -30.0
+    assert data["arms"]["n30"]["benchmarks"]["mini"]["pooled"]["pass@1"] == 80.0
+    assert data["bases"]["student-base"]["mini"]["pass@1"] == 20.0
+    assert data["reference"] == "n30" and "800" in data["paper_finding"]
+    assert summary.read_text().startswith("# limo ablate size: tiny") and (folder / "accuracy.png").is_file()
