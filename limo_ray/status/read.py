@@ -4,15 +4,14 @@ It never starts or asks Ray, so it works on a run still going (partial files: a 
 training metrics so far, eval's samples file) and on a run folder on shared storage while the job runs on a
 cluster. Whether the run is alive comes from the run folder's lock: on this machine the kernel's lock table says
 whether the process named there still holds it; on another machine, the time of the last write is the hint.
+
+This module reads; `status/render.py` writes the text `limo status` prints.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import socket
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Literal
 
 from limo_ray.errors import LimoError
 from limo_ray.runfolder import CONFIG_FILE, LOCK_FILE, MANIFEST_FILE, Manifest
+from limo_ray.status.holder import Holder, last_write, read_holder
 
 StepKind = Literal["curate", "train", "eval"]
 State = Literal["done", "running", "stopped", "in progress", "pending"]
@@ -43,18 +43,6 @@ RUN_STEPS = (
     RunStep("eval", "eval", "eval"),
 )
 SUMMARY_FILE = "summary.md"
-_STATES: tuple[State, ...] = ("done", "running", "stopped", "in progress", "pending")
-_LOCK_TEXT = re.compile(r"^pid (?P<pid>\d+) on (?P<host>\S+) since (?P<since>.+)$")
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds (or last held) the run folder, from its lock file."""
-
-    pid: int
-    host: str
-    since: str
-    alive: bool | None  # None: held on another machine, which this one cannot check
 
 
 @dataclass(frozen=True)
@@ -165,56 +153,6 @@ def _stage_names(config: Any, step: RunStep, notes: list[str]) -> list[str]:
         return []
 
 
-def read_holder(lock: Path) -> Holder | None:
-    if not lock.is_file():
-        return None
-    m = _LOCK_TEXT.match(lock.read_text(encoding="utf-8", errors="replace").strip())
-    if m is None:
-        return None
-    pid, host = int(m["pid"]), m["host"]
-    alive = _holds_lock(lock, pid) if host == socket.gethostname() else None
-    return Holder(pid, host, m["since"], alive)
-
-
-def _holds_lock(lock: Path, pid: int) -> bool:
-    """Whether `pid` holds the `flock` on `lock`: the kernel's lock table, read without taking the lock."""
-    try:
-        table = Path("/proc/locks").read_text()
-    except OSError:  # not Linux: a live pid is the best sign there is
-        return _pid_alive(pid)
-    inode = lock.stat().st_ino
-    for row in table.splitlines():
-        parts = row.split()
-        # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"
-        held = len(parts) >= 6 and parts[1] == "FLOCK" and parts[4] == str(pid)
-        if held and parts[5].rsplit(":", 1)[-1] == str(inode):
-            return True
-    return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def last_write(folder: Path) -> float | None:
-    """The newest modification time under the run folder (links not followed)."""
-    newest = None
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                mtime = os.lstat(os.path.join(root, name)).st_mtime
-            except OSError:  # removed while we walked (an atomic rename)
-                continue
-            newest = mtime if newest is None else max(newest, mtime)
-    return newest
-
-
 # --------------------------------------------------------------------------------------------------- steps
 
 
@@ -297,10 +235,10 @@ def _train_step(step: RunStep, run_dir: Path, config: Any) -> StepStatus:
     if progress is None:
         state: State = "in progress" if folder.is_dir() else "pending"
         return StepStatus(step, state, "no step finished yet" if folder.is_dir() else "", train=None)
-    return StepStatus(step, "in progress", _train_words(progress), train=progress)
+    return StepStatus(step, "in progress", train_words(progress), train=progress)
 
 
-def _train_words(p: TrainProgress) -> str:
+def train_words(p: TrainProgress) -> str:
     of = f"/{p.total}" if p.total else ""
     words = [f"step {p.step}{of}"]
     if p.epoch is not None:
@@ -335,13 +273,13 @@ def _eval_step(step: RunStep, run_dir: Path, config: Any) -> StepStatus:
         report=report,
     )
     if report and (run_dir / SUMMARY_FILE).is_file():
-        return StepStatus(step, "done", _eval_words(progress), eval=progress)
+        return StepStatus(step, "done", eval_words(progress), eval=progress)
     if not folder.is_dir():
         return StepStatus(step, "pending", eval=progress)
-    return StepStatus(step, "in progress", _eval_words(progress) or "no answer stored yet", eval=progress)
+    return StepStatus(step, "in progress", eval_words(progress) or "no answer stored yet", eval=progress)
 
 
-def _eval_words(p: EvalProgress) -> str:
+def eval_words(p: EvalProgress) -> str:
     of = f"/{p.expected:,}" if p.expected else ""
     parts = [
         f"{name} {n:,}{of} samples ({100 * p.correct.get(name, 0) / n:.1f}% correct)"
@@ -391,77 +329,3 @@ def _mark_current(steps: list[StepStatus], alive: bool | None) -> None:
         elif alive is False and status.state == "in progress":
             status.state = "stopped"
         return
-
-
-# --------------------------------------------------------------------------------------------------- output
-
-
-def format_status(status: RunStatus, now: float | None = None) -> str:
-    now = time.time() if now is None else now
-    name = f" (config {status.config_name})" if status.config_name else ""
-    lines = [f"run {status.run_dir}{name}: {_run_state(status, now)}"]
-    lines += [f"  note: {note}" for note in status.notes]
-    counts = [(state, sum(s.state == state for s in status.steps)) for state in _STATES]
-    shown = [f"{n} {state}" for state, n in counts if n or state in ("done", "running", "pending")]
-    lines += ["", "steps: " + ", ".join(shown)]
-    width = max(len(s.step.name) for s in status.steps)
-    for s in status.steps:
-        lines.append(f"  {s.step.name:<{width}}  {s.state:<11}  {s.detail}".rstrip())
-    for i, s in enumerate(status.steps):
-        # The curated run's funnel once it has begun; the control's while it runs (its result is in summary.md).
-        if s.step.kind == "curate" and any(r.state != "pending" for r in s.stages) and (i == 0 or s.state != "done"):
-            lines += ["", f"curation funnel ({s.step.folder}/):", *_funnel(s)]
-    for s in status.steps:
-        if s.train is not None and s.state != "done":
-            ago = _ago(now - s.train.written)
-            lines += ["", f"training ({s.step.folder}/): {_train_words(s.train)}; last step {ago} ago"]
-    evaluation = status.steps[-1]
-    if evaluation.eval is not None and evaluation.eval.answered and evaluation.state != "done":
-        lines += ["", f"eval ({evaluation.step.folder}/): {_eval_words(evaluation.eval)}"]
-    if (status.run_dir / SUMMARY_FILE).is_file():
-        lines += ["", f"summary: {status.run_dir / SUMMARY_FILE}"]
-    return "\n".join(lines)
-
-
-def _run_state(status: RunStatus, now: float) -> str:
-    wrote = f"last write {_ago(now - status.last_write)} ago" if status.last_write else "nothing written"
-    holder = status.holder
-    if status.finished and not (holder and holder.alive):
-        return f"finished ({wrote})"
-    if holder is None:
-        return f"not running ({wrote}; no lock: no `limo` command has held it)"
-    who = f"pid {holder.pid} on {holder.host} since {holder.since}"
-    if holder.alive:
-        return f"running ({who}; {wrote})"
-    if holder.alive is False:
-        return f"not running (last held by {who}; {wrote}); the same command resumes it"
-    return f"held by {who}, another machine: cannot check from here ({wrote})"
-
-
-def _funnel(step: StepStatus) -> list[str]:
-    rows = step.stages
-    width = max(len(r.name) for r in rows)
-    out = [f"  {'stage':<{width}}  {'in':>7}  {'kept':>7}  {'dropped':>7}  {'rejected':>8}  {'seconds':>8}"]
-    for r in rows:
-        m = r.manifest
-        if m is not None:
-            dropped = m.extra.get("dropped", m.rows_in - m.rows_out - m.rows_rejected)
-            out.append(
-                f"  {r.name:<{width}}  {m.rows_in:>7,}  {m.rows_out:>7,}  {dropped:>7,}  {m.rows_rejected:>8,}  "
-                f"{m.seconds:>8.1f}"
-            )
-        elif r.state != "pending":  # the stage the step is at: running, or where a stopped run stopped
-            state = step.state if step.state in ("running", "stopped") else r.state
-            out.append(f"  {r.name:<{width}}  {state}: {r.detail}")
-    return out
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
