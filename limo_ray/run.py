@@ -179,7 +179,11 @@ def _curate_and_train(
 
     began = time.perf_counter()
     log(f"[run] train the student on {size} {what} samples -> {run_dir / 'train'}")
-    result = run_training(config, run_dir, dataset, student)
+    # A storage_path the config sets (s3://, NFS) is shared by both trainings: each keeps its checkpoints in its
+    # own subfolder there, as each keeps its own under the run folder by default.
+    shared = config.train.storage_path
+    storage = f"{shared.rstrip('/')}/{step_prefix.rstrip('_')}" if shared and step_prefix else None
+    result = run_training(config, run_dir, dataset, student, storage_path=storage)
     log(f"[run] train ({what}): {result.status()}")
     _require_complete(result, what)
     summary.record(
