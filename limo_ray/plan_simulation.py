@@ -319,7 +319,8 @@ def _serving(config: RunConfig, report: SimulationReport, timeout_s: float, log:
     import ray
     from ray import serve
 
-    from limo_ray.serve.app import AppArgs, ModelArgs, deploy_and_wait, model_deployment_options
+    from limo_ray.serve.app import AppArgs, ModelArgs, model_deployment_options
+    from limo_ray.serve.server import deploy_and_wait
 
     s = config.serve
     spec = engine_spec(config, config.train.model, device="cuda")
