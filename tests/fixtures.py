@@ -87,7 +87,9 @@ def build_tiny_checkpoint(folder: Path, seed: int = 0, hidden_size: int = 64, nu
     Built in about a second, so unit tests need no toy world; random weights are enough for tests of
     plumbing (HTTP surface, queueing, training steps), not of answers. The tokenizer is a byte-level BPE
     trained on the byte-level alphabet and saved as `Qwen2Tokenizer` beside a `qwen2` config.json, so it
-    reloads through `AutoTokenizer` exactly as it was trained (STACK_NOTES: the tokenizer pitfall).
+    reloads through `AutoTokenizer` exactly as it was trained: a folder whose config.json says `qwen2` reloads
+    as `Qwen2Tokenizer`, which rebuilds its own byte-level pre-tokenizer, and a vocabulary not built on the
+    byte-level alphabet would then lose every space and newline.
     """
     import torch
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers

@@ -3,10 +3,12 @@
 The requests, responses and stream events are vLLM's OpenAI server's (`OpenAIServingChat`,
 `OpenAIServingCompletion`, set up by vLLM's `init_app_state`): every parameter its server takes, logprobs and
 echo included, in its response shapes. What this class adds: the served name (the `model` clients send), a
-per-request `seed` refused on the CPU engine (it crashes the engine core: STACK_NOTES), counters for `/stats`,
-and errors as values (`Reply`) rather than exceptions, so they cross Ray and HTTP alike. vLLM batches every
-request in flight itself, so there is no `@serve.batch`. Not `ray.serve.llm`: it puts an ingress deployment in
-front of each engine (two hops), measured slower here (/work/notes/endpoint_decision.md).
+per-request `seed` refused on the CPU engine (a per-request `SamplingParams(seed=...)` crashes vLLM's CPU engine
+core, "CPU Generator does not use offset"; the engine itself is seeded), counters for `/stats`, and errors as
+values (`Reply`) rather than exceptions, so they cross Ray and HTTP alike. vLLM batches every request in flight
+itself, so there is no `@serve.batch`. Not `ray.serve.llm`: it puts an ingress deployment in front of each
+engine (two hops), and measured 0.757 and 0.639 of a bare engine where this one-hop app measured 0.844 on the
+same machine (bench/RESULTS.md, 2026-11-29).
 """
 
 from __future__ import annotations

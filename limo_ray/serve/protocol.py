@@ -1,10 +1,10 @@
 """What this server adds to vLLM's OpenAI wire format: routing fields, errors that name the field, model cards.
 
 The requests and responses themselves are vLLM's (`vllm.entrypoints.openai`: every field and response shape
-its OpenAI server has, logprobs and echo included; /work/notes/endpoint_decision.md says why). This module reads
-only what the front needs before an engine is involved (a JSON object, its `model`, whether it streams), so the
-router that serves several models never imports vLLM; `vllm_request` validates a body into vLLM's request model
-where the engine lives. Unit-tested without an engine.
+its OpenAI server has, logprobs and echo included, with no copy of the protocol here to fall behind vLLM's).
+This module reads only what the front needs before an engine is involved (a JSON object, its `model`, whether
+it streams), so the router that serves several models never imports vLLM; `vllm_request` validates a body into
+vLLM's request model where the engine lives. Unit-tested without an engine.
 """
 
 from __future__ import annotations
