@@ -4,9 +4,15 @@ Workload (issue 7): 64 concurrent chat requests (system prompt + a toy problem e
 (`ignore_eos`), temperature 1.0; the weak toy model (or `--model FOLDER`), bf16, eager, the project's EngineSpec.
 (a) HTTP through the Serve app (`limo_ray.serve.run_server`), with the official `openai` async client;
 (b) the same requests straight into an `AsyncLLM` built from the same `EngineSpec`, in this process, prompts
-templated and tokenised exactly as the server does. Both stay up for the whole run (an idle engine costs no CPU):
-one warm-up round each, then >= 5 interleaved pairs (A B A B ...), each timed from the first request sent to the
-last answer. Prints the median tokens/s of each and, last, the median of the per-pair ratios.
+templated and tokenised exactly as the server does, its engine core given the compute threads the replica's gets
+(Ray sets `OMP_NUM_THREADS` to the CPUs a replica reserves: 1 on CPU); (b') the same bare engine left to vLLM's
+own thread choice (every core), as this bench measured before 2026-12-02, for comparison with those figures.
+All stay up for the whole run (an idle engine costs no CPU): one warm-up round each, then >= 5 interleaved rounds
+(a b b' a b b' ...), each timed from the first request sent to the last answer. Each round also reads the CPU
+seconds every process of the run spent (client, proxy, replica, engine cores; from the OS: what each computed,
+whatever else the machine runs), which says where the Serve path's time goes. Prints the median tokens/s of each
+side, the CPU seconds per 1,000 tokens of each process group, the ratio against (b'), and last the ratio: the
+median of the per-round serve/(b) ratios.
 
 `--server ray-serve-llm` measures `ray.serve.llm` (`build_openai_app`) in place of our app, with the same CPU
 settings (one {"CPU": 1} bundle, num_cpus=0 on replica and ingress): the figures behind the choice of our own
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import statistics
 import time
@@ -59,20 +66,32 @@ def free_port() -> int:
 
 
 class BareEngine:
-    def __init__(self, spec: Any) -> None:
-        import os
+    """`threads`: the engine core's compute threads (None: vLLM's own choice, every core)."""
 
+    def __init__(self, spec: Any, threads: int | None) -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         from limo_ray.serve.model_server import async_engine_kwargs
 
         os.environ.update(spec.env())
+        # The engine core is a process AsyncLLM spawns now: it reads OMP_NUM_THREADS when it starts.
+        os.environ.pop("OMP_NUM_THREADS", None)
+        if threads is not None:
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+        cores_before = engine_core_pids()
         started = time.monotonic()
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**async_engine_kwargs(spec)))
         self.ready_s = time.monotonic() - started
+        os.environ.pop("OMP_NUM_THREADS", None)
+        self.core_pids = engine_core_pids() - cores_before
         self.tokenizer = self.engine.get_tokenizer()
         self.spec = spec
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+        # vLLM's AsyncLLM.__del__ shuts down again at interpreter exit, when its module globals are already gone.
+        self.engine.shutdown = lambda timeout=None: None  # type: ignore[method-assign]
 
     async def one(self, messages: list[dict[str, str]]) -> int:
         from vllm import SamplingParams
@@ -92,10 +111,71 @@ class BareEngine:
             tokens = sum(len(c.token_ids) for c in output.outputs)
         return tokens
 
-    async def round(self, chats: list[list[dict[str, str]]]) -> float:
+    async def round(self, chats: list[list[dict[str, str]]]) -> int:
+        return sum(await asyncio.gather(*(self.one(m) for m in chats)))
+
+
+# ----------------------------------------------------------------------------------------------- CPU seconds
+
+
+def engine_core_pids() -> set[int]:
+    """vLLM engine-core processes this process started (the bare engines' cores)."""
+    import psutil
+
+    return {p.pid for p in psutil.Process().children() if "EngineCore" in _title(p)}
+
+
+def _title(process: Any) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline()) or process.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
+def process_groups(bare: dict[str, BareEngine]) -> dict[int, str]:
+    """pid -> group for this process and every process it started: the local Ray (its raylet's workers are the
+    Serve proxy, controller and replica, whose child is the serve engine core) and the bare engines' cores."""
+    import psutil
+
+    bare_cores = {pid: f"engine core ({name})" for name, engine in bare.items() for pid in engine.core_pids}
+    groups = {os.getpid(): "bench process (client / bare front end)"}
+    kinds = (("EngineCore", "engine core (serve)"), ("ServeReplica", "replica"), ("ProxyActor", "proxy"))
+    for child in psutil.Process().children(recursive=True):
+        title = _title(child)
+        groups[child.pid] = bare_cores.get(child.pid) or next((g for k, g in kinds if k in title), "ray (other)")
+    return groups
+
+
+def cpu_seconds(groups: dict[int, str]) -> dict[int, float]:
+    import psutil
+
+    seconds = {}
+    for pid in groups:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        seconds[pid] = times.user + times.system
+    return seconds
+
+
+def timed(groups: dict[int, str]) -> Any:
+    """Wrap a round: -> (tokens/s, CPU seconds per group spent during it)."""
+
+    async def measure(round_coro: Any) -> tuple[float, dict[str, float]]:
+        before = cpu_seconds(groups)
         start = time.perf_counter()
-        tokens = sum(await asyncio.gather(*(self.one(m) for m in chats)))
-        return tokens / (time.perf_counter() - start)
+        tokens = await round_coro
+        seconds = time.perf_counter() - start
+        after = cpu_seconds(groups)
+        spent: dict[str, float] = {}
+        for pid, value in after.items():
+            spent[groups[pid]] = spent.get(groups[pid], 0.0) + value - before.get(pid, value)
+        return tokens / seconds, {g: 1000 * cpu / tokens for g, cpu in spent.items()}
+
+    return measure
 
 
 # ----------------------------------------------------------------------------------------------- (a) Serve over HTTP
@@ -127,10 +207,8 @@ class ServeClient:
         assert response.usage is not None
         return response.usage.completion_tokens
 
-    async def round(self, chats: list[list[dict[str, str]]]) -> float:
-        start = time.perf_counter()
-        tokens = sum(await asyncio.gather(*(self.one(m) for m in chats)))
-        return tokens / (time.perf_counter() - start)
+    async def round(self, chats: list[list[dict[str, str]]]) -> int:
+        return sum(await asyncio.gather(*(self.one(m) for m in chats)))
 
 
 def start_limo(model: str, port: int) -> tuple[Any, float]:
@@ -177,6 +255,9 @@ def start_ray_serve_llm(spec: Any, port: int) -> tuple[Any, float]:
     return Stop(), time.monotonic() - started
 
 
+SIDES = ("serve", "bare", "bare-every-core")
+
+
 async def run(args: argparse.Namespace) -> None:
     from limo_ray.config import LIMO_SYSTEM_PROMPT
     from limo_ray.engine import EngineSpec, chat_messages
@@ -188,29 +269,48 @@ async def run(args: argparse.Namespace) -> None:
 
     server, serve_ready = start_limo(spec.model, port) if args.server == "limo" else start_ray_serve_llm(spec, port)
     print(f"serve app ({args.server}) ready in {serve_ready:.1f} s on 127.0.0.1:{port}", flush=True)
+    bare: dict[str, BareEngine] = {}
     try:
-        bare = BareEngine(spec)
-        print(f"bare AsyncLLM ready in {bare.ready_s:.1f} s", flush=True)
+        replica_threads = max(1, int(spec.actor_options()["num_cpus"]))
+        bare = {"bare": BareEngine(spec, replica_threads), "bare-every-core": BareEngine(spec, None)}
+        print(f"bare AsyncLLMs ready in {bare['bare'].ready_s:.1f} s and {bare['bare-every-core'].ready_s:.1f} s")
         client = ServeClient(f"http://127.0.0.1:{port}/v1")
-        await client.round(chats)  # warm-up
-        await bare.round(chats)
-        serve_tps, bare_tps, ratios = [], [], []
+        rounds = {"serve": client.round, "bare": bare["bare"].round, "bare-every-core": bare["bare-every-core"].round}
+        for side in SIDES:  # warm-up
+            await rounds[side](chats)
+        measure = timed(process_groups(bare))
+        rates: dict[str, list[float]] = {side: [] for side in SIDES}
+        cpu: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
         for pair in range(args.pairs):
-            s = await client.round(chats)
-            b = await bare.round(chats)
-            serve_tps.append(s)
-            bare_tps.append(b)
-            ratios.append(s / b)
-            print(f"pair {pair + 1}: serve {s:,.0f} tok/s, bare {b:,.0f} tok/s, ratio {s / b:.3f}", flush=True)
-        bare.engine.shutdown()
-        # vLLM's AsyncLLM.__del__ shuts down again at interpreter exit, when its module globals are already gone.
-        bare.engine.shutdown = lambda timeout=None: None  # type: ignore[method-assign]
+            for side in SIDES:
+                rate, per_group = await measure(rounds[side](chats))
+                rates[side].append(rate)
+                cpu[side].append(per_group)
+            s, b, e = (rates[side][-1] for side in SIDES)
+            print(
+                f"pair {pair + 1}: serve {s:,.0f} tok/s, bare ({replica_threads} thread) {b:,.0f} tok/s, "
+                f"bare (every core) {e:,.0f} tok/s; ratio {s / b:.3f} (against every core: {s / e:.3f})",
+                flush=True,
+            )
     finally:
+        for engine in bare.values():
+            engine.shutdown()
         server.shutdown()
+    print(f"workload: {REQUESTS} chat requests x n={SAMPLES} x {NEW_TOKENS} tokens; server {args.server}")
+    for side in SIDES:
+        groups = sorted({g for row in cpu[side] for g in row})
+        spent = {g: statistics.median(row.get(g, 0.0) for row in cpu[side]) for g in groups}
+        shown = ", ".join(f"{g} {v:.3f}" for g, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.0005)
+        print(
+            f"{side}: median {statistics.median(rates[side]):,.0f} tok/s; CPU s per 1,000 tokens "
+            f"{sum(spent.values()):.3f} ({shown})"
+        )
+    every_core = [s / e for s, e in zip(rates["serve"], rates["bare-every-core"], strict=True)]
     print(
-        f"workload: {REQUESTS} chat requests x n={SAMPLES} x {NEW_TOKENS} tokens; server {args.server}; "
-        f"median serve {statistics.median(serve_tps):,.0f} tok/s, median bare {statistics.median(bare_tps):,.0f} tok/s"
+        f"serve/bare-engine ratio against a bare engine on every core (as before 2026-12-02): "
+        f"{statistics.median(every_core):.3f}"
     )
+    ratios = [s / b for s, b in zip(rates["serve"], rates["bare"], strict=True)]
     print(f"serve/bare-engine tokens-per-second ratio: {statistics.median(ratios):.3f}")
 
 
