@@ -1,8 +1,9 @@
 """`limo submit STAGE`: run a stage as a Ray job on a cluster, through the job API (JobSubmissionClient).
 
-The entrypoint is the stage's script in `jobs/` with the same options `limo STAGE` takes; the runtime env
-comes from `cluster.runtime_env` plus the working dir. With `--follow` the job's logs are streamed and the
-exit status is the job's: 0 when it SUCCEEDED, 1 when it FAILED or was STOPPED. The job API's token auth is
+The entrypoint is the stage's script in `jobs/` with the same arguments `limo STAGE` takes (`ablate` first takes
+its study: `limo submit ablate size ...` runs `python jobs/ablate.py size ...`); the runtime env comes from
+`cluster.runtime_env` plus the working dir. With `--follow` the job's logs are streamed and the exit status is
+the job's: 0 when it SUCCEEDED, 1 when it FAILED or was STOPPED. The job API's token auth is
 Ray's own (RAY_AUTH_MODE=token and the token file or RAY_AUTH_TOKEN); nothing secret goes in the runtime env.
 """
 
@@ -18,7 +19,13 @@ from typing import Any
 from limo_ray.config import RunConfig
 from limo_ray.errors import LimoError
 
-JOB_SCRIPTS = {"curate": "jobs/curate.py", "train": "jobs/train.py", "eval": "jobs/eval.py", "run": "jobs/pipeline.py"}
+JOB_SCRIPTS = {
+    "curate": "jobs/curate.py",
+    "train": "jobs/train.py",
+    "eval": "jobs/eval.py",
+    "run": "jobs/pipeline.py",
+    "ablate": "jobs/ablate.py",
+}
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
@@ -30,17 +37,39 @@ class Submission:
 
 
 def build_submission(
-    config: RunConfig, stage: str, stage_args: Sequence[str], working_dir: Path, submission_id: str | None = None
+    config: RunConfig,
+    stage: str,
+    stage_args: Sequence[str],
+    working_dir: Path,
+    submission_id: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Submission:
+    """`stage_args`: the options `limo submit` shares with the stage (--config, --set, --run-dir); `extra_args`:
+    the rest of its command line, as given (`ablate`'s study first)."""
     if stage not in JOB_SCRIPTS:
         raise LimoError(f"limo submit: unknown stage {stage!r} (stages: {', '.join(JOB_SCRIPTS)})")
+    study = ablate_study(extra_args) if stage == "ablate" else None
     script = working_dir / JOB_SCRIPTS[stage]
     if not script.is_file():
         raise LimoError(f"limo submit: {script} not found: --working-dir must be the limo-ray checkout")
-    entrypoint = shlex.join(["python", JOB_SCRIPTS[stage], *stage_args])
+    # The study goes first, as one types `limo ablate STUDY --config ...`.
+    lead, rest = ([study], extra_args[1:]) if study else ([], extra_args)
+    entrypoint = shlex.join(["python", JOB_SCRIPTS[stage], *lead, *stage_args, *rest])
     runtime_env = {**config.cluster.runtime_env, "working_dir": str(working_dir)}
-    sid = submission_id or f"limo-{stage}-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    what = f"{stage}-{study}" if study else stage
+    sid = submission_id or f"limo-{what}-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     return Submission(sid, entrypoint, runtime_env)
+
+
+def ablate_study(extra_args: Sequence[str]) -> str:
+    """The study of `limo submit ablate STUDY ...`: right after the stage, checked before anything is submitted
+    (a misspelt study would only fail on the cluster)."""
+    from limo_ray.ablate import STUDIES
+    from limo_ray.ablate.study import check_study
+
+    if not extra_args or extra_args[0].startswith("-"):
+        raise LimoError(f"limo submit ablate STUDY: name the study right after `ablate` ({', '.join(STUDIES)})")
+    return check_study(extra_args[0])
 
 
 def submit(address: str, submission: Submission) -> str:

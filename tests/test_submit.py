@@ -119,3 +119,57 @@ def test_a_failing_job_makes_submit_exit_non_zero(head: dict[str, str], tmp_path
     )
     assert out.returncode == 1
     assert "FAILED" in out.stdout and "no_such_stage" in out.stdout
+
+
+def test_submit_ablate_runs_the_study_as_a_job(head: dict[str, str], tmp_path: Path) -> None:
+    from limo_ray.cli.options import resolve_entry
+    from limo_ray.config import load_config
+    from tests.ablate.conftest import build_synthetic_run, mark_curation_finished
+
+    sizes = "ablate.size.sizes=[5, 10, 30]"
+    run_dir = tmp_path / "run"
+    build_synthetic_run(run_dir)
+    # As the job resolves its config (the test-size toy world that `_submit` names), so it does not curate again.
+    mark_curation_finished(run_dir, resolve_entry(load_config("tiny", ["toy.size=test", sizes])))
+    out = _submit(
+        head,
+        "ablate",
+        "size",
+        "--config",
+        "tiny",
+        "--set",
+        sizes,
+        "--run-dir",
+        str(run_dir),
+        "--follow",
+        "--repeats",
+        "2",
+        "--until",
+        "arms",
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "python jobs/ablate.py size --config tiny" in out.stdout and "SUCCEEDED" in out.stdout
+    assert "curation is not finished" not in out.stdout
+    index = json.loads((run_dir / "ablate" / "size" / "arms.json").read_text())
+    assert [(row["label"], row["samples"]) for row in index] == [
+        (f"n{n}-s{seed}", n) for seed in (0, 1) for n in (5, 10, 30)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("study", "message"),
+    [
+        ("sise", "limo: error: unknown study 'sise': the studies are quality, difficulty, size, selection, backbone"),
+        ("--until", "limo: error: limo submit ablate STUDY: name the study right after `ablate`"),
+    ],
+)
+def test_submit_ablate_refuses_a_wrong_study_before_submitting(study: str, message: str) -> None:
+    # No Ray head: the study is checked before the job API is asked for anything.
+    out = subprocess.run(
+        [sys.executable, "-m", "limo_ray.cli", "submit", "ablate", study, "arms", "--address", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[1],
+    )
+    assert out.returncode == 2 and out.stderr.startswith(message) and out.stderr.count("\n") == 1, out.stderr

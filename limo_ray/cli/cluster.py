@@ -32,6 +32,15 @@ def plan_command(
     placement_timeout: Annotated[
         float, typer.Option(help="With --simulate: seconds a stage may wait to be placed before it fails.")
     ] = 60.0,
+    ablate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STUDY",
+            help="Plan `limo ablate STUDY` instead of the run: its extra generation, one training per arm per "
+            "repeat, its evaluation (the curation it starts from is `limo plan` alone).",
+        ),
+    ] = None,
+    repeats: Annotated[int | None, typer.Option(help="With --ablate: repeats [ablate.repeats].")] = None,
 ) -> None:
     """Print what a run will ask of the cluster: GPUs and actors per stage, tokens, memory, wall time, cost.
 
@@ -41,7 +50,9 @@ def plan_command(
     group, Serve's replicas at min and max) through the real Ray scheduler, and exits non-zero naming the
     first stage that cannot be placed.
 
-    Example: `limo plan --config limo-32b --simulate`
+    With --ablate STUDY, plans that study of `limo ablate` on the run's curation instead.
+
+    Example: `limo plan --config limo-32b --simulate` (or `limo plan --config limo-32b --ablate size`)
     """
     from dataclasses import fields, replace
 
@@ -57,8 +68,18 @@ def plan_command(
             raise LimoError(f"--assume {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
         changes[key] = parse_yaml(raw, f"--assume {key}")
     assumptions = replace(Assumptions(), **changes)
+    pool = pool_size or DEFAULT_POOL_SIZE
+    if ablate is not None:
+        from limo_ray.plan.ablate import make_study_plan
+
+        if simulate:
+            raise LimoError("plan: --simulate places the run's stages; drop it with --ablate")
+        typer.echo(format_plan(make_study_plan(resolved, ablate, assumptions, pool_size=pool, repeats=repeats)))
+        return
+    if repeats is not None:
+        raise LimoError("plan: --repeats is for --ablate STUDY")
     if not simulate:
-        typer.echo(format_plan(make_plan(resolved, assumptions, pool_size=pool_size or DEFAULT_POOL_SIZE)))
+        typer.echo(format_plan(make_plan(resolved, assumptions, pool_size=pool)))
         return
     from limo_ray.plan_simulation import format_simulation, simulate_job
 
@@ -72,16 +93,18 @@ def plan_command(
 @app.command("submit", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def submit_command(
     ctx: typer.Context,
-    stage: Annotated[str, typer.Argument(help="curate, train, eval or run (the whole job).")],
+    stage: Annotated[str, typer.Argument(help="curate, train, eval, run (the whole job) or ablate STUDY.")],
     address: Annotated[str, typer.Option(help="Ray job API, e.g. http://127.0.0.1:8265 (port-forwarded).")],
     config: ConfigOption = "limo-32b",
     overrides: SetOption = None,
     run_dir: RunDirOption = None,
     working_dir: Annotated[Path, typer.Option(help="The limo-ray checkout to ship with the job.")] = Path("."),
-    submission_id: Annotated[str | None, typer.Option(help="Job id [limo-STAGE-CONFIG-TIME].")] = None,
+    submission_id: Annotated[str | None, typer.Option(help="Job id [limo-STAGE[-STUDY]-CONFIG-TIME].")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Stream logs; exit with the job's status.")] = False,
 ) -> None:
     """Submit a stage as a Ray job; extra options after the known ones go to the stage (e.g. --until dedup).
+
+    `limo submit ablate STUDY ...` runs `limo ablate STUDY` as a job, the study right after `ablate`.
 
     Example: `limo submit curate --address http://127.0.0.1:8265 --config limo-32b --follow --until dedup`"""
     from limo_ray import submit as jobs
@@ -91,7 +114,7 @@ def submit_command(
     stage_args = ["--config", config, *[a for o in overrides or [] for a in ("--set", o)]]
     if run_dir is not None:
         stage_args += ["--run-dir", str(run_dir)]
-    submission = jobs.build_submission(resolved, stage, [*stage_args, *ctx.args], working_dir.resolve(), submission_id)
+    submission = jobs.build_submission(resolved, stage, stage_args, working_dir.resolve(), submission_id, ctx.args)
     job_id = jobs.submit(address, submission)
     typer.echo(f"submitted {job_id}: {submission.entrypoint}")
     for line in submit_lines(address, run_dir):

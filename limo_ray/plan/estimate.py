@@ -3,12 +3,13 @@ and cost, from the run config, the engines' sizing (`plan.engines`) and the `Ass
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from limo_ray.architectures import arch_for
 from limo_ray.benchmarks.registry import BenchmarkRegistry
-from limo_ray.config import RunConfig, SamplingConfig
+from limo_ray.config import RunConfig, SamplingConfig, StrongFilterConfig
 from limo_ray.engine.spec import device_for
 from limo_ray.errors import LimoError
 from limo_ray.hardware import GPUS, gpu_bf16_tflops, gpu_memory_gib
@@ -51,6 +52,7 @@ class Plan:
     engines: tuple[EngineAsk, ...]
     train_memory: TrainMemoryEstimate | None
     notes: tuple[str, ...] = ()
+    heading: str = ""  # what the plan is for, when not the whole run (`limo plan --ablate STUDY`)
 
     @property
     def total_gpus(self) -> int:
@@ -134,9 +136,7 @@ def make_plan(config: RunConfig, assumptions: Assumptions | None = None, pool_si
 
     strong = engine(cur.strong.model)
     strong_len = _length(cur.strong.model, a.strong_response_tokens, cur.strong.sampling, a)
-    strong_gens = round(
-        hard * (a.strong_early_stop * cur.strong.rounds[0] + (1 - a.strong_early_stop) * cur.strong.samples)
-    )
+    strong_gens = _strong_generations(hard, cur.strong, a)
     band = _keep(hard, a.strong_survival)
     stages.append(
         _gen_stage(
@@ -159,22 +159,7 @@ def make_plan(config: RunConfig, assumptions: Assumptions | None = None, pool_si
     stages.append(_cpu_stage("curate.balance", band, balanced, f"near-dup + {'/'.join(cur.balance.cells)} quotas"))
 
     chains_total = len(cur.chains.models) * cur.chains.per_model
-    for name in cur.chains.models:
-        ask = engine(name)
-        length = _length(name, a.chain_response_tokens, cur.chains.sampling, a)
-        stages.append(
-            _gen_stage(
-                f"curate.chains[{name}]",
-                ask,
-                config,
-                a,
-                n_in=balanced,
-                n_out=balanced,
-                generations=balanced * cur.chains.per_model,
-                length=length,
-                detail=f"{cur.chains.per_model} chains per problem; {length:,} tokens per chain",
-            )
-        )
+    stages += _chain_stages("curate", config, a, engine, balanced, cur.chains.per_model)
 
     with_chain = _keep(balanced, 1 - (1 - a.chain_correct_rate) ** chains_total)
     selected = min(cur.select.size, with_chain)
@@ -233,6 +218,41 @@ def _weak_generations(problems: int, rounds: list[int], a: Assumptions) -> int:
         gens += problems * entering * attempts
         done += attempts
     return round(gens)
+
+
+def _strong_generations(problems: int, strong: StrongFilterConfig, a: Assumptions) -> int:
+    """Samples the strong filter draws: every problem its first round, those not settled by then all `samples`."""
+    return round(problems * (a.strong_early_stop * strong.rounds[0] + (1 - a.strong_early_stop) * strong.samples))
+
+
+def _chain_stages(
+    prefix: str,
+    config: RunConfig,
+    a: Assumptions,
+    engine: Callable[[str], EngineAsk],
+    problems: int,
+    per_model: int,
+    detail: str = "",
+) -> list[StagePlan]:
+    """One row per chain model: `per_model` chains for each of `problems`."""
+    chains = config.curate.chains
+    stages = []
+    for name in chains.models:
+        length = _length(name, a.chain_response_tokens, chains.sampling, a)
+        stages.append(
+            _gen_stage(
+                f"{prefix}.chains[{name}]",
+                engine(name),
+                config,
+                a,
+                n_in=problems,
+                n_out=problems,
+                generations=problems * per_model,
+                length=length,
+                detail=f"{per_model} chains per problem{detail}; {length:,} tokens per chain",
+            )
+        )
+    return stages
 
 
 def _gen_stage(

@@ -40,7 +40,8 @@ def format_plan(plan: Plan) -> str:
         )
     else:
         shape = f"{plan.num_nodes} node(s), CPU only (0 GPUs)"
-    lines = [f"plan for {plan.config_name!r} on {shape}; pool of {plan.pool_size:,} problems", ""]
+    heading = plan.heading or f"plan for {plan.config_name!r}"
+    lines = [f"{heading} on {shape}; pool of {plan.pool_size:,} problems", ""]
 
     header = (
         "stage",

@@ -21,17 +21,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from limo_ray.ablate.source import Curation, read_curation
-from limo_ray.config import QualityConfig, load_config
+from limo_ray.ablate.study import curation_key
+from limo_ray.config import QualityConfig, RunConfig, load_config
 from limo_ray.curate.export import DATASET_JSONL, chain_sample
 from limo_ray.curate.ledger import rebuild_ledger
-from limo_ray.curate.pipeline import STAGE_NAMES
+from limo_ray.curate.pipeline import STAGE_NAMES, curation_stages
 from limo_ray.curate.problem_table import write_problems
 from limo_ray.curate.quality import score_chain
 from limo_ray.curate.quality_stage import SCORED_CHAINS, SCORED_SCHEMA
 from limo_ray.curate.select import best_chains
 from limo_ray.curate.stage import Decision, write_decisions
 from limo_ray.records import Problem
-from limo_ray.runfolder import write_jsonl_atomic
+from limo_ray.runfolder import Manifest, write_jsonl_atomic
 from limo_ray.toy.chains import reference_chain
 from limo_ray.toy.problems import ToyProblem, generate_toy_problems
 from tests.fixtures import toy_problem_pool
@@ -158,6 +159,13 @@ def build_synthetic_run(run_dir: Path) -> SyntheticRun:
     write_jsonl_atomic(curate_dir / DATASET_JSONL, [s.to_row() for s in samples])  # as export writes it
     rebuild_ledger(curate_dir, STAGE_NAMES)
     return SyntheticRun(run_dir, read_curation(curate_dir), lacks_l3)
+
+
+def mark_curation_finished(run_dir: Path, config: RunConfig) -> None:
+    """Make the curation's last stage say complete for `config`'s stages, as `limo run` leaves it (so `limo
+    ablate` does not curate again). `config` as the command resolves it: the stages' keys include model paths."""
+    key = curation_key(curation_stages(config))
+    Manifest("export", [], CURATED_SIZE, CURATED_SIZE, 0, key, 1.0, True).write(run_dir / "curate" / "export")
 
 
 @pytest.fixture(scope="session")

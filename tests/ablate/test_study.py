@@ -22,18 +22,16 @@ from limo_ray.ablate.study import (
     RUNS_DIR,
     arm_config,
     arm_storage,
-    curation_key,
     run_study,
     study_checkpoints,
 )
 from limo_ray.ablate.summary import arm_scores, plot_study, render_markdown, write_study_summary
 from limo_ray.cli import main
 from limo_ray.config import RunConfig, load_config
-from limo_ray.curate.pipeline import curation_stages
 from limo_ray.runfolder import Manifest
 from limo_ray.train.data import TokenStats
 from limo_ray.train.run import training_key
-from tests.ablate.conftest import SyntheticRun
+from tests.ablate.conftest import SyntheticRun, mark_curation_finished
 
 
 def test_a_wrong_study_is_one_error_line_listing_the_studies(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,8 +59,7 @@ def finished_run(synthetic_run: SyntheticRun, config: RunConfig, tmp_path: Path)
     it (so `limo ablate` does not curate again)."""
     run_dir = tmp_path / "run"
     shutil.copytree(synthetic_run.run_dir, run_dir)
-    key = curation_key(curation_stages(config))
-    Manifest("export", [], 30, 30, 0, key, 1.0, True).write(run_dir / "curate" / "export")
+    mark_curation_finished(run_dir, config)
     return run_dir
 
 
