@@ -55,6 +55,9 @@ STUDENTS = ("student-base", "student-curated", "student-random")
 SETTINGS = [
     "toy.size=test",
     'curate.chains.models=["strong"]',
+    # Eight chains per problem: the strong filter keeps problems it solves 1-3 times in 8, so with fewer, too few
+    # keep a correct chain for a dataset of several training steps.
+    "curate.chains.per_model=8",
     "curate.balance.size=16",
     "curate.select.size=12",
     "train.epochs=3",
@@ -225,7 +228,9 @@ def test_limo_run_spans_nodes_and_finishes_through_three_lost_nodes_and_three_ki
     worker_nodes = set(train.extra["worker_nodes"].values())
     assert len(worker_nodes) == 2  # one CPU per node: the two training workers are on two nodes
     engine_nodes = _engine_nodes(faults.run_dir)
-    assert (engine_nodes | worker_nodes) <= faults.nodes_ever and len(engine_nodes | worker_nodes) >= 3
+    # Stages run one after another, so an engine and a training worker may use the same one-CPU node in turn;
+    # what one CPU per node forces is that the job spans nodes and the two workers sit on two of them.
+    assert engine_nodes and (engine_nodes | worker_nodes) <= faults.nodes_ever
     summary = json.loads((faults.run_dir / "summary.json").read_text())
     assert set(summary["scores"]) == set(STUDENTS)
     assert Path(summary["files"]["checkpoint"], "config.json").is_file()
@@ -248,7 +253,10 @@ def test_curation_loses_and_repeats_nothing_through_a_lost_node_and_a_killed_dri
     requested_again = strong_filter_requests(run_dir, after_ns=faults.killed_in_curate_ns)
     assert faults.stored_at_curate_kill & set(requested_again) == set()  # no finished generation asked again
     requested = strong_filter_requests(run_dir, after_ns=0)
-    assert len(requested) == len(set(requested))
+    requested_before = Counter(requested) - Counter(requested_again)
+    # Within each driver nothing is asked twice (the batches the lost engine held are sent again, not asked
+    # again); across the kill only what was in flight, never finished, is asked again (checked above).
+    assert max(requested_before.values()) == 1 and len(requested_again) == len(set(requested_again))
     generations = run_dir / "curate" / "strong_filter" / "generations"
     stored = [(r["problem_id"], r["attempt_index"]) for r in stored_attempts(generations)]
     assert len(stored) == len(set(stored))  # no attempt stored twice, the re-sent batches included
@@ -266,8 +274,9 @@ def test_curation_loses_and_repeats_nothing_through_a_lost_node_and_a_killed_dri
     report(
         f"curation: engine node {lost.node_id[:8]} lost, then the driver killed with "
         f"{len(faults.stored_at_curate_kill)} strong attempts stored; the re-run's engines on "
-        f"{sorted(n[:8] for n in nodes)}; {strong.rows_in} problems decided once, {len(requested)} generations "
-        f"requested, 0 twice, {len(requested_again)} after the kill, 0 error rows"
+        f"{sorted(n[:8] for n in nodes)}; {strong.rows_in} problems decided once; {len(stored)} attempts stored, 0 "
+        f"twice; {len(requested)} requests, {len(requested_again)} after the kill, 0 of them finished before it; "
+        "0 error rows"
     )
 
 
