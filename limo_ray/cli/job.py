@@ -89,7 +89,7 @@ def train_command(
     `limo train --config limo-32b --dry-run` for the memory plan.
     """
     from limo_ray.train import describe_training_layout, format_training_layout, run_training
-    from limo_ray.train.run import check_memory
+    from limo_ray.train.layout import check_memory
 
     loaded = load(config, overrides)
     resolved = resolve_entry(loaded, lambda c: [model or c.models[c.train.model].path])

@@ -2,8 +2,9 @@
 
 from limo_ray.train.data import IGNORE_INDEX, TokenizedData, TokenStats, encode_sample, tokenize_dataset
 from limo_ray.train.deepspeed_config import build_deepspeed_config, resolve_attention
+from limo_ray.train.layout import describe_training_layout, format_training_layout
 from limo_ray.train.packing import collate, pack_best_fit, step_plan, token_loss_sum
-from limo_ray.train.run import TrainResult, describe_training_layout, format_training_layout, run_training
+from limo_ray.train.run import TrainResult, run_training
 
 __all__ = [
     "IGNORE_INDEX",

@@ -35,14 +35,20 @@ from limo_ray.runfolder import (
 )
 from limo_ray.train import checkpoint as ckpt
 from limo_ray.train.data import TokenizedData, TokenizeSettings, TokenStats, read_dataset, tokenize_dataset
-from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend
+from limo_ray.train.deepspeed_config import dist_backend
+from limo_ray.train.layout import (
+    RAY_RUN_NAME,
+    chat_template_of,
+    check_memory,
+    model_config_of,
+    plan_steps,
+    trust_remote_code_of,
+)
 from limo_ray.train.metrics import METRICS_FILE, MetricsLog, start_sink
-from limo_ray.train.packing import pack_best_fit, rows_left_out, steps_per_epoch
 from limo_ray.train.recipe import WorkerArgs, train_loop_per_worker
 
 STAGE = "train"
 CHECKPOINT_DIR = "checkpoint"
-RAY_RUN_NAME = "ds_checkpoints"
 SETTINGS_FILE = "settings.json"
 # Train keys that decide where and how often state is saved, not what the weights become.
 OPERATIONAL_KEYS = frozenset(
@@ -99,8 +105,8 @@ def training_settings(config: RunConfig, dataset_path: str | Path, model_path: s
         "model": model_path,
         "dataset_sha256": hashlib.sha256(Path(dataset_path).read_bytes()).hexdigest(),
         "system": config.prompt.system,
-        "chat_template": _chat_template(config),
-        "trust_remote_code": _trust_remote_code(config),
+        "chat_template": chat_template_of(config),
+        "trust_remote_code": trust_remote_code_of(config),
         "seed": config.seed,
     }
 
@@ -126,23 +132,6 @@ def claim_training_folder(train_dir: Path, settings: dict[str, Any]) -> None:
             )
         return
     write_json_atomic(path, settings)
-
-
-def plan_steps(lengths: list[int], train: TrainConfig, world_size: int) -> tuple[int, int]:
-    """(rows per epoch, optimizer steps per epoch) for these sample lengths; refuses a batch the rows cannot fill."""
-    rows = len(pack_best_fit(lengths, train.max_seq_len)) if train.packing else len(lengths)
-    per_epoch = steps_per_epoch(rows, train.micro_batch_size, train.gradient_accumulation_steps, world_size)
-    if per_epoch == 0:
-        slots = train.gradient_accumulation_steps * world_size
-        raise LimoError(
-            f"train: {rows} {_unit(train)} per epoch cannot fill one step of train.global_batch_size "
-            f"{train.global_batch}: a step needs at least one per micro-batch ({slots}); use a smaller global batch"
-        )
-    return rows, per_epoch
-
-
-def _unit(train: TrainConfig) -> str:
-    return "packed rows" if train.packing else "samples"
 
 
 def worker_runtime_env(train: TrainConfig) -> dict[str, Any]:
@@ -191,7 +180,7 @@ def run_training(
     claim_training_folder(train_dir, settings)
 
     if train.use_gpu:
-        check_memory(config, _model_config(model_path, _trust_remote_code(config)))
+        check_memory(config, model_config_of(model_path, trust_remote_code_of(config)))
 
     import ray
     from ray.train import CheckpointConfig, FailureConfig
@@ -209,8 +198,8 @@ def run_training(
         config.prompt.system,
         train.max_seq_len,
         train.truncation,
-        chat_template=_chat_template(config),
-        trust_remote_code=_trust_remote_code(config),
+        chat_template=chat_template_of(config),
+        trust_remote_code=trust_remote_code_of(config),
     )
     data = tokenize_dataset(
         read_dataset(dataset_path), tokenize, num_cpus=min(1.0, float(config.cluster.cpus_per_node))
@@ -231,8 +220,8 @@ def run_training(
         config_hash=config_hash,
         total_steps=total,
         steps_per_epoch=per_epoch,
-        chat_template=_chat_template(config),
-        trust_remote_code=_trust_remote_code(config),
+        chat_template=chat_template_of(config),
+        trust_remote_code=trust_remote_code_of(config),
         sink=start_sink(metrics_path),
         max_steps=max_steps,
         fail_at_step=fail_at_step,
@@ -346,24 +335,6 @@ def _finish(
     return result
 
 
-def _chat_template(config: RunConfig) -> str | None:
-    return None if config.prompt.chat_template == "model" else config.prompt.chat_template
-
-
-def _trust_remote_code(config: RunConfig) -> bool:
-    return config.models[config.train.model].trust_remote_code
-
-
-def _model_config(model_path: str, trust_remote_code: bool) -> Any:
-    """The model's transformers config when it can be read here (a local folder or a cached hub name), else None."""
-    try:
-        from transformers import AutoConfig
-
-        return AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code, local_files_only=True)
-    except (OSError, ValueError):
-        return None
-
-
 def _root_cause(exc: BaseException) -> str:
     seen = exc
     while seen.__cause__ is not None:
@@ -419,113 +390,3 @@ def _result_from_manifest(run_dir: Path, metrics_path: Path) -> TrainResult:
         stats=TokenStats(**extra["tokens"]),
         skipped=True,
     )
-
-
-# ------------------------------------------------------------------------------------------------- dry run
-
-
-def describe_training_layout(
-    config: RunConfig, model_path: str | None = None, data: TokenizedData | None = None
-) -> dict[str, Any]:
-    """What `limo train` would run, without starting Ray: devices, DeepSpeed config, batch, steps, memory.
-
-    `model_path` (resolved) lets the plan read the model's config for bucket sizes and the memory estimate;
-    `data` (already tokenised) adds the step count. `format_training_layout` turns the result into lines for the CLI.
-    """
-    train = config.train
-    model_config = _model_config(model_path, _trust_remote_code(config)) if model_path else None
-    hidden = getattr(model_config, "hidden_size", None)
-    if hidden is None:  # a hub model not downloaded here: the estimator's table knows the usual ones
-        from limo_ray.architectures import arch_for
-
-        arch = arch_for(config.models[train.model].path)
-        hidden = arch.hidden_size if arch is not None else None
-    if train.attention == "auto":
-        attention = "flash_attention_2 on CUDA workers with flash-attn, else sdpa" if train.use_gpu else "sdpa"
-    else:
-        attention = train.attention
-    plan: dict[str, Any] = {
-        "model": f"{train.model} ({model_path or config.models[train.model].path})",
-        "workers": f"{train.num_workers} x {'GPU' if train.use_gpu else 'CPU'} ({train.cpus_per_worker:g} CPUs each)",
-        "backend": dist_backend(train.use_gpu),
-        "attention": attention,
-        "precision": train.precision,
-        "zero_stage": train.zero_stage,
-        "cpu_offload": train.cpu_offload,
-        "gradient_checkpointing": train.gradient_checkpointing,
-        "sequence": f"max {train.max_seq_len} tokens, {train.truncation} longer, "
-        f"packing {'on' if train.packing else 'off'}",
-        "global_batch": f"{train.global_batch} {_unit(train)} per step = {train.micro_batch_size} per micro-batch x "
-        f"{train.gradient_accumulation_steps} accumulation x {train.num_workers} workers",
-        "checkpoints": _checkpoint_plan(train),
-        "schedule": f"lr {train.learning_rate:g}, {train.lr_scheduler}, warm-up ratio {train.warmup_ratio:g}, "
-        f"{train.epochs} epochs",
-        "deepspeed": build_deepspeed_config(train, train.num_workers, hidden),
-    }
-    if data is not None:
-        rows, per_epoch = plan_steps(data.lengths.tolist(), train, train.num_workers)
-        plan["steps"] = _steps_line(train, rows, per_epoch, f"{rows} {_unit(train)} per epoch")
-    elif not train.packing:  # one sample per row: the curated dataset's size gives the steps
-        rows = config.curate.select.size
-        per_epoch = steps_per_epoch(rows, train.micro_batch_size, train.gradient_accumulation_steps, train.num_workers)
-        plan["steps"] = _steps_line(train, rows, per_epoch, f"for curate.select.size = {rows} samples")
-    plan["memory"] = _memory_estimate(config, model_config)
-    return plan
-
-
-def _steps_line(train: TrainConfig, rows: int, per_epoch: int, basis: str) -> str:
-    left = rows_left_out(rows, train.micro_batch_size, train.gradient_accumulation_steps, train.num_workers)
-    sits_out = f"; {left} left out per epoch, too few to give every micro-batch one" if left else ""
-    return f"{per_epoch} per epoch x {train.epochs} = {per_epoch * train.epochs} ({basis}{sits_out})"
-
-
-def _checkpoint_plan(train: TrainConfig) -> str:
-    every = "every epoch" if train.checkpoint_every_epochs == 1 else f"every {train.checkpoint_every_epochs} epochs"
-    if train.checkpoint_every_steps:
-        every += f" and every {train.checkpoint_every_steps} steps"
-    return (
-        f"sharded, {every} and at the last step, staged in {train.scratch_dir or 'the system temp folder'}, "
-        f"uploaded in the background to {train.storage_path or '<run dir>/train'}/{RAY_RUN_NAME} "
-        f"(keeping {train.keep_checkpoints}); the HF export at the end"
-    )
-
-
-def memory_verdict(config: RunConfig, model_config: Any = None) -> tuple[Any, Any]:
-    """(per-GPU estimate, fit verdict) from `limo_ray.train.memory` for this run's training on its cluster.
-
-    (None, None) on CPU runs and for models whose architecture cannot be told; the verdict is None when the
-    cluster's `gpu_type` gives no memory size. The loss the loop computes is the fused one (loss.py).
-    """
-    from limo_ray.hardware import gpu_memory_gib
-    from limo_ray.train.memory import estimate_for_config
-
-    estimate = estimate_for_config(config, model_config, loss_impl="fused")
-    if estimate is None:
-        return None, None
-    gib = gpu_memory_gib(config.cluster.gpu_type)
-    return estimate, (estimate.fits(gib) if gib is not None else None)
-
-
-def check_memory(config: RunConfig, model_config: Any = None) -> None:
-    """Refuse, with the numbers, a GPU plan whose estimate does not fit the cluster's GPUs."""
-    _, verdict = memory_verdict(config, model_config)
-    if verdict is not None and not verdict.ok:
-        raise LimoError(f"train: the plan {verdict.message}")
-
-
-def _memory_estimate(config: RunConfig, model_config: Any) -> str:
-    estimate, verdict = memory_verdict(config, model_config)
-    if estimate is None:
-        return "not estimated (CPU training, or an architecture the estimator does not know)"
-    if verdict is None:
-        return f"{estimate} (cluster.gpu_type {config.cluster.gpu_type!r}: memory per GPU unknown, not checked)"
-    return verdict.message
-
-
-def format_training_layout(layout: dict[str, Any]) -> str:
-    lines = []
-    for key, value in layout.items():
-        if isinstance(value, dict):
-            value = json.dumps(value, sort_keys=False)
-        lines.append(f"{key:>22}: {value}")
-    return "\n".join(lines)

@@ -10,14 +10,14 @@ import pytest
 from limo_ray.config import load_config
 from limo_ray.errors import LimoError
 from limo_ray.train.deepspeed_config import build_deepspeed_config, dist_backend, resolve_attention
-from limo_ray.train.metrics import MetricsLog
-from limo_ray.train.run import (
+from limo_ray.train.layout import (
     check_memory,
     describe_training_layout,
     format_training_layout,
     plan_steps,
-    worker_runtime_env,
 )
+from limo_ray.train.metrics import MetricsLog
+from limo_ray.train.run import worker_runtime_env
 from limo_ray.train.schedule import lr_multiplier
 
 

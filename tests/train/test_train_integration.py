@@ -32,8 +32,9 @@ from limo_ray.train.data import (
     tokenize_dataset,
     tokenize_row,
 )
+from limo_ray.train.layout import plan_steps
 from limo_ray.train.packing import collate, epoch_rows, step_plan, token_loss_sum
-from limo_ray.train.run import plan_steps, training_key
+from limo_ray.train.run import training_key
 from limo_ray.train.schedule import lr_multiplier
 from tests.fixtures import limo_rows, write_jsonl
 
