@@ -132,6 +132,27 @@ def _served_paths(config: RunConfig, checkpoints: dict[str, str] | None) -> list
     return [*paths, *(m.tokenizer for m in config.models.values() if m.tokenizer)]
 
 
+def _eval_reads(
+    config: RunConfig, checkpoints: dict[str, str] | None, benchmarks: list[str] | None, served: bool
+) -> list[str]:
+    """What `limo eval` reads: the benchmark files, and the models it serves (the checkpoints, their tokenizers
+    and a judge under `models:`); an `--endpoint` eval serves nothing."""
+    from limo_ray.benchmarks import BenchmarkRegistry
+
+    paths = []
+    for bench in BenchmarkRegistry.from_config(config.benchmarks).select(benchmarks or config.eval.benchmarks):
+        try:
+            paths.append(bench.resolve_path(config.benchmarks.data_root))
+        except LimoError:  # a relative path and no data root: the evaluation says so when it loads it
+            continue
+    if served:
+        paths += _served_paths(config, checkpoints)
+        judge = config.eval.judge_model
+        if judge is not None and config.eval.judge_url is None:
+            paths.append(config.models[judge].path)
+    return paths
+
+
 @app.command("serve")
 def serve_command(
     config: ConfigOption = "tiny",
@@ -198,7 +219,7 @@ def eval_command(
 
     loaded = load(config, overrides)
     checkpoints = _checkpoints(loaded, checkpoint)
-    resolved = resolve_entry(loaded)
+    resolved = resolve_entry(loaded, lambda c: _eval_reads(c, checkpoints, benchmark, served=endpoint is None))
     folder = run_folder(resolved, run_dir)
     judge_url = resolved.eval.judge_url
     with run_lock(folder):
