@@ -21,30 +21,18 @@ from typing import Any
 from limo_ray.config import LIMO_SYSTEM_PROMPT, RunConfig, load_config
 from limo_ray.records import Problem
 from limo_ray.toy.problems import generate_toy_problems
+from limo_ray.toy.tokenizer import ENDOFTEXT, IM_END, IM_START, chat_template
 
 # ----------------------------------------------------------------------------------------------- tiny Qwen2
 
-IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 # Qwen2's split regex (transformers' tokenization_qwen2), so that training the BPE matches its reload.
 QWEN2_PRETOKENIZE_REGEX = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
-# Qwen's ChatML; a conversation without a system message gets the paper's system prompt.
-CHAT_TEMPLATE = (
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' -}}"
-    "{%- else -%}"
-    "{{- '<|im_start|>system\\n' + " + json.dumps(LIMO_SYSTEM_PROMPT) + " + '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- for message in messages -%}"
-    "{%- if not (loop.first and message['role'] == 'system') -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
+# Qwen's ChatML, the toy world's own: a conversation without a system message gets the paper's system prompt.
+CHAT_TEMPLATE = chat_template()
 
 
 def limo_rows(count: int, seed: int = 0, max_steps: int = 12) -> list[dict[str, Any]]:

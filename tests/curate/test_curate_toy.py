@@ -14,7 +14,7 @@ from limo_ray.config import RunConfig, load_config
 from limo_ray.curate.cascade import BandRule, WeakRule, replay
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.ledger import read_ledger
-from limo_ray.curate.pipeline import curation_stages, run_curation
+from limo_ray.curate.pipeline import STAGE_NAMES, curation_stages, run_curation
 from limo_ray.curate.quality_stage import read_scored_chains
 from limo_ray.grading import grade
 from limo_ray.toy.references import resolve_references
@@ -137,17 +137,7 @@ def test_dataset_is_correct_loadable_and_its_card_matches_the_ledger(curated: Cu
     assert set(loaded.column_names) == {"id", "system", "problem", "response", "answer", "provenance"}
     card = (curated.curate_dir / "README.md").read_text()
     ledger = _ledger(curated)
-    for stage in (
-        "ingest",
-        "dedup",
-        "decontaminate",
-        "weak_filter",
-        "strong_filter",
-        "balance",
-        "chains",
-        "quality",
-        "select",
-    ):
+    for stage in STAGE_NAMES[:-1]:  # export keeps what select kept
         kept = sum(1 for row in ledger if row.get(stage) == "kept")
         seen = sum(1 for row in ledger if row.get(stage) is not None)
         dropped = seen - kept
