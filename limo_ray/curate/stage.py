@@ -13,7 +13,6 @@ manifest says complete for the same key.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -30,7 +29,7 @@ from limo_ray.curate.context import CurateContext
 from limo_ray.curate.problem_table import read_problems, write_problems
 from limo_ray.errors import LimoError
 from limo_ray.records import BadRow, Problem, write_rejected
-from limo_ray.runfolder import Manifest, atomic_open, changed_settings, provenance
+from limo_ray.runfolder import Manifest, atomic_open, changed_settings, provenance, settings_key
 
 DecisionKind = Literal["kept", "dropped"]
 DECISION_SCHEMA = pa.schema(
@@ -127,12 +126,7 @@ class StageOutcome:
 
 def stage_hash(upstream_hash: str, stage: Stage) -> str:
     """Chains the upstream hash: changing any earlier stage's settings invalidates every later stage."""
-    view = json.dumps(
-        {"stage": stage.name, "upstream": upstream_hash, "settings": stage.settings()},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(view.encode()).hexdigest()[:16]
+    return settings_key({"stage": stage.name, "upstream": upstream_hash, "settings": stage.settings()})
 
 
 def run_stage(ctx: CurateContext, stage: Stage, problems: Sequence[Problem], upstream_hash: str) -> StageOutcome:

@@ -174,7 +174,7 @@ def run_training(
     metrics_path = train_dir / METRICS_FILE
     write_resolved_config(config, run_dir)
     settings = training_settings(config, dataset_path, model_path)
-    config_hash = settings_key(settings)  # = training_key(...)
+    config_hash = settings_key(settings)  # = training_key(...), without reading the dataset twice
     if is_complete(train_dir, config_hash):
         return _result_from_manifest(run_dir, metrics_path)
     claim_training_folder(train_dir, settings)
@@ -208,7 +208,9 @@ def run_training(
     total = per_epoch * train.epochs
     moved = _export_state(str(train_dir / CHECKPOINT_DIR), config_hash)
     if moved is not None:  # killed after the export was moved into place, before the manifest: finish that
-        return _finish(config, run_dir, dataset_path, model_path, data, per_epoch, storage, started, moved, {})
+        return _finish(
+            config, run_dir, dataset_path, model_path, config_hash, data, per_epoch, storage, started, moved, {}
+        )
     check_worker_group_placeable(train, config.cluster.placement_timeout_s)
     # Ray Train restores its latest *registered* checkpoint (fully uploaded); the workers start after it, and
     # a step count equal to the total means only the export is left to do.
@@ -251,7 +253,9 @@ def run_training(
         notes = _drain(args.sink)
     # fit() returned: the export, if this run reached the end, was uploaded and registered before it did (a
     # folder left by an interrupted upload is not trusted unless the run got there).
-    return _finish(config, run_dir, dataset_path, model_path, data, per_epoch, storage, started, None, notes)
+    return _finish(
+        config, run_dir, dataset_path, model_path, config_hash, data, per_epoch, storage, started, None, notes
+    )
 
 
 def _finish(
@@ -259,6 +263,7 @@ def _finish(
     run_dir: Path,
     dataset_path: str | Path,
     model_path: str,
+    config_hash: str,  # training_key of this run (hashing the dataset again would read it twice)
     data: TokenizedData,
     per_epoch: int,
     storage: str,
@@ -268,7 +273,6 @@ def _finish(
 ) -> TrainResult:
     """After training: put the export in place and write the manifest, or say where a re-run resumes."""
     train, train_dir = config.train, run_dir / STAGE
-    config_hash = training_key(config, dataset_path, model_path)
     total = per_epoch * train.epochs
     metrics_path = train_dir / METRICS_FILE
     export_uri = f"{storage.rstrip('/')}/{RAY_RUN_NAME}/{ckpt.EXPORT_NAME}"
