@@ -231,7 +231,11 @@ def test_completions_logprobs_with_echo_return_the_prompt_tokens_first(
     assert logprobs.token_logprobs[0] is None and logprobs.top_logprobs[0] is None
     assert all(lp is not None and lp <= 0 for lp in logprobs.token_logprobs[1:])
     # The chosen token plus the top 2: two entries when it is among them, three when not.
-    assert all(top is not None and 2 <= len(top) <= 3 for top in logprobs.top_logprobs[1:])
+    # Each position's top list is a dict keyed by decoded text: the 2 asked for plus the sampled token when it is
+    # not among them, and fewer keys when two token ids of the tiny byte-level tokenizer decode to the same text
+    # (seen in a clean-clone run: a position with one key).
+    assert all(top is not None and 1 <= len(top) <= 3 for top in logprobs.top_logprobs[1:])
+    assert sum(len(top) >= 2 for top in logprobs.top_logprobs[1:]) >= len(logprobs.top_logprobs[1:]) // 2
     assert logprobs.text_offset[0] == 0 and logprobs.text_offset == sorted(logprobs.text_offset)
     _usage_adds_up(completion.usage, completion_tokens=3)
 
