@@ -7,15 +7,18 @@ Layout of one world, `$LIMO_RAY_CACHE/toy/<content-hash>/` (default cache `~/.ca
     benchmark.jsonl                    the `toy` benchmark, generated from a seed disjoint from the pool's
     world.json                         what was built, from what, and how long each part took
 
-The hash covers the size's `ToySpec`, the seed, the source of the modules that decide the world's content
+The hash covers the size's `ToySpec`, the seed, the code of the modules that decide the world's content
 (`CONTENT_MODULES`) and the tokenizer libraries' versions, so editing a template or a model size rebuilds, and
-nothing else does.
+nothing else does. The code is hashed as its syntax tree without docstrings (`code_digest`): a build takes minutes,
+and a comment, a docstring or a reformat changes nothing a world contains. (The tree's printed form may differ
+between Python versions, so a new Python builds its own worlds once.)
 A build writes into a temporary folder and renames it into place: a reader sees a whole world or none, and a
 killed build leaves no half world behind. A file lock keeps two processes from building the same world twice.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import fcntl
 import functools
@@ -39,7 +42,7 @@ from limo_ray.toy.spec import MODEL_NAMES, WORLD_VERSION, Size, ToySpec, toy_spe
 
 CACHE_ENV = "LIMO_RAY_CACHE"
 # The modules of limo_ray.toy whose code decides what a world contains (and where it is cached): the world hash
-# covers their source, so editing any of them rebuilds the world. `references` and `report` only read a world.
+# covers their code, so changing what any of them does rebuilds the world. `references` and `report` only read a world.
 CONTENT_MODULES = ("problems", "chains", "tokenizer", "models", "spec", "problem_sets", "lanes", "build", "cache")
 
 
@@ -98,8 +101,24 @@ def _source_digest() -> bytes:
     digest = hashlib.sha256()
     for name in CONTENT_MODULES:
         module = importlib.import_module(f"limo_ray.toy.{name}")
-        digest.update(Path(module.__file__ or "").read_bytes())
+        digest.update(code_digest(Path(module.__file__ or "").read_text(encoding="utf-8")))
     return digest.digest()
+
+
+def code_digest(source: str) -> bytes:
+    """A digest of what `source` does: its syntax tree without docstrings (comments and layout never reach it)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and _has_docstring(
+            node
+        ):
+            node.body = node.body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).digest()
+
+
+def _has_docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    first = node.body[0] if node.body else None
+    return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
 def _world_at(root: Path, spec: ToySpec, seed: int, content_hash: str) -> ToyWorld:

@@ -12,6 +12,11 @@ chain at any quality level, and the answer is computed, never typed: it is right
 
 Texts keep fixed word runs short (numbers, names and objects interrupt them), so word n-gram decontamination
 between the pool and the `toy` benchmark only fires for real overlaps, not for a shared template.
+
+Why one module of about 480 lines: the four domain generators are one calibration. Each level's step budget is
+set against the other domains' (a level-3 counting problem must cost about what a level-3 equation does, or the
+level stops meaning difficulty), and all four are written with the same step helpers (`_add` ... `_chain_ops`),
+so they are read and changed together.
 """
 
 from __future__ import annotations

@@ -125,6 +125,7 @@ class Faults:
     losses: list[NodeLoss] = field(default_factory=list)
     nodes_ever: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     # 1. curation
     killed_in_curate_ns: int = 0
     stored_at_curate_kill: set[tuple[str, int]] = field(default_factory=set)
@@ -179,6 +180,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             seen.stored_at_curate_kill = _stored(generations)
             seen.strong_complete_at_kill = Manifest.read(run_dir / "curate" / "strong_filter") is not None
             seen.manifests_before_second = _mtimes(run_dir)
+            seen.phase_seconds['curation'] = time.monotonic() - began
 
             # 2. training: lose a worker's node after a checkpoint; kill once the restarted group registers another.
             train_dir = run_dir / "train"
@@ -195,6 +197,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             seen.registered_at_kill = max(registered_train_steps(train_dir))
             seen.train_complete_at_kill = Manifest.read(train_dir) is not None
             seen.curated_manifests = {k: v for k, v in _mtimes(run_dir).items() if k.startswith("curate/")}
+            seen.phase_seconds['training'] = time.monotonic() - began
 
             # 3. evaluation: lose a replica's node once answers are cached; kill once more are.
             job.start()
@@ -205,9 +208,11 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             job.kill()
             seen.third_log = job.log.read_text()
             seen.answered_at_kill = {row["key"] for row in eval_samples(run_dir)}
+            seen.phase_seconds['evaluation'] = time.monotonic() - began
 
             # 4-5. to the end; then a finished job, run again.
             seen.final_log = job.finish()
+            seen.phase_seconds['to the end'] = time.monotonic() - began
             seen.manifests_before_last = _mtimes(run_dir)
             seen.again_log = job.finish(timeout=300)
             seen.manifests_after_last = _mtimes(run_dir)
@@ -236,7 +241,7 @@ def test_limo_run_spans_nodes_and_finishes_through_three_lost_nodes_and_three_ki
     assert Path(summary["files"]["checkpoint"], "config.json").is_file()
     report(
         f"limo run on a head + 3 one-CPU nodes, 3 nodes lost and replaced, the driver killed 3 times: "
-        f"{faults.seconds:.0f}s; engines on {len(engine_nodes)} node(s), training workers on "
+        f"{faults.seconds:.0f}s ({_phases(faults)}); engines on {len(engine_nodes)} node(s), training workers on "
         f"{sorted(n[:8] for n in worker_nodes)}"
     )
 
@@ -339,3 +344,8 @@ def _engine_nodes(run_dir: Path) -> set[str]:
         assert manifest is not None
         nodes |= {n for t in manifest.extra["timings"] for n in t["engine_nodes"]}
     return nodes
+
+
+def _phases(faults: Faults) -> str:
+    """Seconds from the start to the end of each phase, so a reader sees where the job's time goes."""
+    return ", ".join(f"{name} done at {seconds:.0f}s" for name, seconds in faults.phase_seconds.items())
