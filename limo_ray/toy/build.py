@@ -12,8 +12,9 @@ from pathlib import Path
 from limo_ray.records.schema import normalize_text
 from limo_ray.runfolder import write_json_atomic, write_jsonl_atomic
 from limo_ray.toy import models
-from limo_ray.toy.lanes import SNAPSHOT_DIR, progress_bar, train_models
+from limo_ray.toy.lanes import SNAPSHOT_DIR, train_models
 from limo_ray.toy.problem_sets import benchmark_overlap, make_benchmark, make_pool, tokenizer_corpus
+from limo_ray.toy.progress import build_progress
 from limo_ray.toy.spec import MODEL_NAMES, WORLD_VERSION, ToySpec
 from limo_ray.toy.tokenizer import build_tokenizer, load_tokenizer, tokenizer_problems, train_bpe
 
@@ -46,7 +47,7 @@ def build_into(out: Path, spec: ToySpec, seed: int, content_hash: str, progress:
     timings["tokenizer_s"] = time.perf_counter() - mark
 
     total = sum(s.steps - int(s.steps * s.branch_at) for s in spec.model_specs())
-    bar = progress_bar(total, progress, f"toy world ({spec.size})")
+    bar = build_progress(total, progress, f"toy world ({spec.size})")
     try:
         results = train_models(spec, seed, tok_dir, out, held_out, bar)
     finally:

@@ -42,7 +42,8 @@ from limo_ray.toy.spec import MODEL_NAMES, WORLD_VERSION, Size, ToySpec, toy_spe
 
 CACHE_ENV = "LIMO_RAY_CACHE"
 # The modules of limo_ray.toy whose code decides what a world contains (and where it is cached): the world hash
-# covers their code, so changing what any of them does rebuilds the world. `references` and `report` only read a world.
+# covers their code, so changing what any of them does rebuilds the world. `references` and `report` only read a
+# world, and `progress` only reports a build.
 CONTENT_MODULES = ("problems", "chains", "tokenizer", "models", "spec", "problem_sets", "lanes", "build", "cache")
 
 
@@ -174,6 +175,10 @@ def build_toy_world(
             return _world_at(root, spec, seed, content_hash)
         if root.exists():  # a folder without world.json is debris, never a world
             shutil.rmtree(root)
+        # A build killed by a signal Python does not turn into an exception (SIGTERM, SIGKILL) leaves its
+        # temporary folder: under the lock nobody else builds this world, so any such folder is debris.
+        for debris in root.parent.glob(f".{content_hash}.*.tmp"):
+            shutil.rmtree(debris, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{content_hash}.", suffix=".tmp", dir=root.parent))
         try:
             build_into(tmp, spec, seed, content_hash, progress)

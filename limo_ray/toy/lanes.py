@@ -21,6 +21,7 @@ from typing import Any
 
 from limo_ray.toy import models
 from limo_ray.toy.models import ModelSpec, count_parameters, save_model, train_model
+from limo_ray.toy.progress import BuildProgress
 from limo_ray.toy.spec import ToySpec
 from limo_ray.toy.tokenizer import load_tokenizer
 
@@ -172,7 +173,9 @@ def _lane_process(
         channel.put(("error", "", traceback.format_exc()))
 
 
-def train_models(spec: ToySpec, seed: int, tok_dir: Path, out: Path, held_out: set[str], bar: Any) -> dict[str, Any]:
+def train_models(
+    spec: ToySpec, seed: int, tok_dir: Path, out: Path, held_out: set[str], bar: BuildProgress
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     seen_loss: dict[str, float] = {}
 
@@ -229,17 +232,3 @@ def train_models(spec: ToySpec, seed: int, tok_dir: Path, out: Path, held_out: s
         channel.close()
         channel.join_thread()
     return results
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix_str(self, text: str, refresh: bool = True) -> None: ...
-    def close(self) -> None: ...
-
-
-def progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)

@@ -9,8 +9,9 @@ import limo_ray.toy
 from limo_ray.toy.cache import CONTENT_MODULES, code_digest, world_hash
 from limo_ray.toy.spec import TOY_SPECS
 
-# Modules that only read a built world (resolving `toy:` paths, measuring calibration): editing them rebuilds nothing.
-READERS = {"references", "report"}
+# Modules that only read a built world (resolving `toy:` paths, measuring calibration) or report a build's
+# progress: editing them rebuilds nothing.
+READERS = {"references", "report", "progress"}
 
 
 def test_the_world_hash_covers_every_toy_module_but_the_readers() -> None:
