@@ -80,17 +80,30 @@ def reference_arm(study: str, names: Sequence[str]) -> str:
     return names[-1]  # difficulty: bins go easiest first; size: smallest first
 
 
-def samples_from_chains(
-    curation: Curation, ids: Sequence[str], chains: Mapping[str, Chain], system: str
-) -> tuple[Sample, ...]:
-    """The LIMO-format samples of `ids`, each with its chain from `chains` (a scored chain row with its text)."""
-    ledger = {str(row["problem_id"]): row for row in curation.ledger}
-    out = []
-    for pid in ids:
-        row = ledger.get(pid, {})
-        weak, strong = filter_facts(row, "weak_filter"), filter_facts(row, "strong_filter")
-        out.append(chain_sample(curation.problems[pid], chains[pid], chains[pid]["response"], system, weak, strong))
-    return tuple(out)
+@dataclass(frozen=True)
+class ArmSource:
+    """What the chain-built arms of a study are made from: the finished curation, the system prompt every sample
+    carries, the chain models in `select`'s order of preference, and the student trained on each arm."""
+
+    curation: Curation
+    system: str
+    chain_models: tuple[str, ...]
+    student: str
+
+    def best_chains(self, scored: Sequence[Chain]) -> dict[str, Chain]:
+        """Per problem, the chain `select` would pick among `scored`."""
+        return best_chains(scored, self.chain_models)
+
+    def arm(self, name: str, seed: int, ids: Sequence[str], chains: Mapping[str, Chain]) -> Arm:
+        """The arm of LIMO-format samples of `ids`, each with its chain from `chains` (a scored chain row)."""
+        ledger = {str(row["problem_id"]): row for row in self.curation.ledger}
+        samples = []
+        for pid in ids:
+            row = ledger.get(pid, {})
+            weak, strong = filter_facts(row, "weak_filter"), filter_facts(row, "strong_filter")
+            problem, chain = self.curation.problems[pid], chains[pid]
+            samples.append(chain_sample(problem, chain, chain["response"], self.system, weak, strong))
+        return Arm(name, seed, tuple(samples), self.student)
 
 
 def take_with_chains(order: Sequence[str], chains: Mapping[str, Chain], size: int) -> list[str]:
@@ -113,19 +126,11 @@ def chains_by_level(scored: Sequence[Chain], models: Sequence[str]) -> dict[str,
     return out
 
 
-def quality_arms(
-    curation: Curation,
-    scored: Sequence[Chain],
-    *,
-    count: int,
-    seed: int,
-    system: str,
-    models: Sequence[str],
-    student: str,
-) -> list[Arm]:
+def quality_arms(source: ArmSource, scored: Sequence[Chain], *, count: int, seed: int) -> list[Arm]:
     """L1..L5 over the same `count` problems (fewer if fewer have a chain at every level)."""
-    by_level = chains_by_level(scored, models)
-    complete = [pid for pid, levels in by_level.items() if pid in curation.problems and set(LEVELS) <= set(levels)]
+    by_level = chains_by_level(scored, source.chain_models)
+    problems = source.curation.problems
+    complete = [pid for pid, levels in by_level.items() if pid in problems and set(LEVELS) <= set(levels)]
     if not complete:
         have = sorted({level for levels in by_level.values() for level in levels})
         raise LimoError(
@@ -133,15 +138,7 @@ def quality_arms(
             f"seen: {have}): draw more chains per problem with --set ablate.quality.chains_per_model=N"
         )
     chosen = seeded_order(complete, seed, "quality")[:count]
-    return [
-        Arm(
-            f"L{level}",
-            seed,
-            samples_from_chains(curation, chosen, {pid: by_level[pid][level] for pid in chosen}, system),
-            student,
-        )
-        for level in LEVELS
-    ]
+    return [source.arm(f"L{level}", seed, chosen, {pid: by_level[pid][level] for pid in chosen}) for level in LEVELS]
 
 
 # ----------------------------------------------------------------------------------------------- difficulty
@@ -187,26 +184,15 @@ def difficulty_candidates(
 
 
 def difficulty_arms(
-    curation: Curation,
-    candidates: Mapping[str, Sequence[str]],
-    scored: Sequence[Chain],
-    *,
-    per_arm: int,
-    seed: int,
-    system: str,
-    models: Sequence[str],
-    student: str,
+    source: ArmSource, candidates: Mapping[str, Sequence[str]], scored: Sequence[Chain], *, per_arm: int, seed: int
 ) -> list[Arm]:
     """One arm per bin, each of the same size: `per_arm`, or what the scarcest bin has chains for."""
-    best = best_chains(scored, models)
+    best = source.best_chains(scored)
     size = min([per_arm, *(len(take_with_chains(ids, best, per_arm)) for ids in candidates.values())])
     if size == 0:
         bare = [name for name, ids in candidates.items() if not take_with_chains(ids, best, 1)]
         raise LimoError(f"difficulty: no correct chain for any candidate of bin(s) {', '.join(bare)}")
-    return [
-        Arm(name, seed, samples_from_chains(curation, ids, best, system), student)
-        for name, ids in ((name, take_with_chains(order, best, size)) for name, order in candidates.items())
-    ]
+    return [source.arm(name, seed, take_with_chains(order, best, size), best) for name, order in candidates.items()]
 
 
 # ----------------------------------------------------------------------------------------------- size
@@ -270,18 +256,11 @@ def strong_only_candidates(probe: Sequence[str], in_band: Iterable[str], *, size
 
 
 def selection_arms(
-    curation: Curation,
-    candidates: Mapping[str, Sequence[str]],
-    scored: Sequence[Chain],
-    *,
-    size: int,
-    seed: int,
-    system: str,
-    models: Sequence[str],
-    student: str,
+    source: ArmSource, candidates: Mapping[str, Sequence[str]], scored: Sequence[Chain], *, size: int, seed: int
 ) -> list[Arm]:
     """curated, random, weak_only, strong_only: one size, the smallest any arm reaches (at most `size`)."""
-    best = best_chains(scored, models)
+    curation = source.curation
+    best = source.best_chains(scored)
     picks = {name: take_with_chains(candidates[name], best, size) for name in SELECTION_ARMS[1:]}
     equal = min(size, len(curation.curated), *(len(ids) for ids in picks.values()))
     if equal == 0:
@@ -289,12 +268,9 @@ def selection_arms(
         raise LimoError(f"selection: no correct chain for any candidate of the {', '.join(bare)} arm(s)")
     by_id = {s.id: s for s in curation.curated}
     curated = as_curated(curation, [by_id[pid] for pid in seeded_order(by_id, seed, "selection:curated")[:equal]])
-    arms = [Arm("curated", seed, curated, student)]
-    arms += [
-        Arm(name, seed, samples_from_chains(curation, ids[:equal], best, system), student)
-        for name, ids in picks.items()
+    return [Arm("curated", seed, curated, source.student)] + [
+        source.arm(name, seed, ids[:equal], best) for name, ids in picks.items()
     ]
-    return arms
 
 
 # ----------------------------------------------------------------------------------------------- backbone

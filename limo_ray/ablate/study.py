@@ -139,9 +139,9 @@ def build_arms(
 ) -> list[Arm]:
     """Every arm of every repeat, generating the chains (or strong-filter samples) the curation lacks."""
     a = config.ablate
-    common = {"system": config.prompt.system, "models": tuple(config.curate.chains.models)}
     student = config.train.model
-    folder = study_folder(run_dir, study)
+    source = build.ArmSource(curation, config.prompt.system, tuple(config.curate.chains.models), student)
+    generation = StudyGeneration(config, run_dir, study_folder(run_dir, study), curation, log)
     if study == "size":
         return [arm for s in seeds for arm in build.size_arms(curation, sizes=a.size.sizes, seed=s, student=student)]
     if study == "backbone":
@@ -152,27 +152,19 @@ def build_arms(
         per_model = a.quality.chains_per_model
         if per_model is not None and per_model != config.curate.chains.per_model:
             pool = kept_by(curation.ledger, "balance")  # every problem the chains stage was given
-            scored = _chains_for(config, run_dir, folder, curation, pool, log, per_model)
+            scored = generation.scored_chains(pool, per_model)
         count = a.quality.problems
-        return [
-            arm
-            for s in seeds
-            for arm in build.quality_arms(curation, scored, count=count, seed=s, student=student, **common)
-        ]
+        return [arm for s in seeds for arm in build.quality_arms(source, scored, count=count, seed=s)]
     if study == "difficulty":
         per_arm, bins = a.difficulty.problems, a.difficulty.bins
         candidates = {s: build.difficulty_candidates(curation, bins, per_arm=per_arm, seed=s) for s in seeds}
-        scored = _chains_for(config, run_dir, folder, curation, _union(candidates), log)
+        scored = generation.scored_chains(_union(candidates))
         return [
-            arm
-            for s in seeds
-            for arm in build.difficulty_arms(
-                curation, candidates[s], scored, per_arm=per_arm, seed=s, student=student, **common
-            )
+            arm for s in seeds for arm in build.difficulty_arms(source, candidates[s], scored, per_arm=per_arm, seed=s)
         ]
     size = build.selection_size(curation, a.selection.size)
     probes = {s: build.strong_probe(curation, size=size, seed=s) for s in seeds}
-    in_band = _strong_band(config, run_dir, folder, curation, sorted({p for ids in probes.values() for p in ids}), log)
+    in_band = generation.strong_band(sorted({p for ids in probes.values() for p in ids}))
     candidates = {
         s: {
             **build.selection_candidates(curation, size=size, seed=s),
@@ -180,57 +172,49 @@ def build_arms(
         }
         for s in seeds
     }
-    scored = _chains_for(config, run_dir, folder, curation, _union(candidates), log)
-    return [
-        arm
-        for s in seeds
-        for arm in build.selection_arms(curation, candidates[s], scored, size=size, seed=s, student=student, **common)
-    ]
+    scored = generation.scored_chains(_union(candidates))
+    return [arm for s in seeds for arm in build.selection_arms(source, candidates[s], scored, size=size, seed=s)]
 
 
 def _union(candidates: Mapping[int, Mapping[str, Sequence[str]]]) -> list[str]:
     return sorted({pid for by_arm in candidates.values() for ids in by_arm.values() for pid in ids})
 
 
-def _chains_for(
-    config: RunConfig,
-    run_dir: Path,
-    folder: Path,
-    curation: Curation,
-    problem_ids: Sequence[str],
-    log: Callable[[str], None],
-    per_model: int | None = None,
-) -> list[dict[str, Any]]:
-    """The scored chains of `problem_ids`, by the curation's chains and quality stages (its chains reused)."""
-    from limo_ray.ablate.generate import generate
-    from limo_ray.curate.pipeline import build_stage
-    from limo_ray.curate.quality_stage import read_scored_chains
+@dataclass(frozen=True)
+class StudyGeneration:
+    """Where a study runs the curation stages its arms need beyond the curation's (under `<study>/generate/`)."""
 
-    chains = build_stage(config, "chains")
-    if per_model is not None:
-        chains = dataclasses.replace(chains, per_model=per_model)
-    problems = [curation.problems[pid] for pid in problem_ids]
-    curate_dir = generate(config, run_dir, folder, "chains", problems, [chains, build_stage(config, "quality")], log)
-    return read_scored_chains(curate_dir)
+    config: RunConfig
+    run_dir: Path
+    folder: Path
+    curation: Curation
+    log: Callable[[str], None]
 
+    def scored_chains(self, problem_ids: Sequence[str], per_model: int | None = None) -> list[dict[str, Any]]:
+        """The scored chains of `problem_ids`, by the curation's chains and quality stages (its chains reused)."""
+        from limo_ray.curate.pipeline import build_stage
+        from limo_ray.curate.quality_stage import read_scored_chains
 
-def _strong_band(
-    config: RunConfig,
-    run_dir: Path,
-    folder: Path,
-    curation: Curation,
-    problem_ids: Sequence[str],
-    log: Callable[[str], None],
-) -> set[str]:
-    """Which of `problem_ids` the strong filter keeps (its band), measured alone (no weak filter before it)."""
-    from limo_ray.ablate.generate import generate
-    from limo_ray.curate.pipeline import build_stage
-    from limo_ray.curate.stage import read_decisions
+        chains = build_stage(self.config, "chains")
+        if per_model is not None:
+            chains = dataclasses.replace(chains, per_model=per_model)
+        curate_dir = self._generate("chains", problem_ids, [chains, build_stage(self.config, "quality")])
+        return read_scored_chains(curate_dir)
 
-    problems = [curation.problems[pid] for pid in problem_ids]
-    curate_dir = generate(config, run_dir, folder, "strong", problems, [build_stage(config, "strong_filter")], log)
-    decisions = read_decisions(curate_dir / "strong_filter" / "decisions.parquet")
-    return {d["problem_id"] for d in decisions if d["decision"] == "kept"}
+    def strong_band(self, problem_ids: Sequence[str]) -> set[str]:
+        """Which of `problem_ids` the strong filter keeps (its band), measured alone (no weak filter before it)."""
+        from limo_ray.curate.pipeline import build_stage
+        from limo_ray.curate.stage import read_decisions
+
+        curate_dir = self._generate("strong", problem_ids, [build_stage(self.config, "strong_filter")])
+        decisions = read_decisions(curate_dir / "strong_filter" / "decisions.parquet")
+        return {d["problem_id"] for d in decisions if d["decision"] == "kept"}
+
+    def _generate(self, what: str, problem_ids: Sequence[str], stages: Sequence[Stage]) -> Path:
+        from limo_ray.ablate.generate import generate
+
+        problems = [self.curation.problems[pid] for pid in problem_ids]
+        return generate(self.config, self.run_dir, self.folder, what, problems, stages, self.log)
 
 
 def write_arms(folder: Path, arms: Sequence[Arm]) -> dict[str, Path]:

@@ -14,6 +14,7 @@ import pytest
 from limo_ray.ablate.arms import (
     DIFFICULTY_OVERSAMPLE,
     LEVELS,
+    ArmSource,
     backbone_arms,
     difficulty_arms,
     difficulty_bin,
@@ -28,7 +29,7 @@ from limo_ray.ablate.arms import (
     strong_only_candidates,
     strong_probe,
 )
-from limo_ray.ablate.source import kept_by, read_curation, source_level, strong_solve_rate
+from limo_ray.ablate.source import Curation, kept_by, read_curation, source_level, strong_solve_rate
 from limo_ray.config import DifficultyStudyConfig, load_config
 from limo_ray.curate.baseline import OVERSAMPLE
 from limo_ray.curate.quality import score_chain
@@ -46,8 +47,11 @@ from tests.ablate.conftest import (
     strong_successes,
 )
 
-COMMON = {"system": SYSTEM, "models": CHAIN_MODELS, "student": "student"}
 BINS = load_config("tiny").ablate.difficulty.bins  # simple [0.5, 1] L1-2, complex [0.25, 0.5) L3, advanced L4-5
+
+
+def source(curation: Curation) -> ArmSource:
+    return ArmSource(curation, SYSTEM, CHAIN_MODELS, "student")
 
 
 def scored_for(ids: Iterable[str], unsolved: set[str] = frozenset()) -> list[dict[str, Any]]:
@@ -79,7 +83,7 @@ def test_quality_arms_hold_the_same_problems_and_each_chain_is_at_its_level_by_t
     synthetic_run: SyntheticRun,
 ) -> None:
     curation = synthetic_run.curation
-    arms = quality_arms(curation, curation.scored, count=500, seed=0, **COMMON)
+    arms = quality_arms(source(curation), curation.scored, count=500, seed=0)
     assert [arm.name for arm in arms] == [f"L{level}" for level in LEVELS]
     ids = {frozenset(arm.problem_ids) for arm in arms}
     assert len(ids) == 1  # the same problems in every arm
@@ -96,9 +100,9 @@ def test_quality_arms_hold_the_same_problems_and_each_chain_is_at_its_level_by_t
 
 def test_quality_arms_take_count_problems_drawn_by_seed(synthetic_run: SyntheticRun) -> None:
     curation = synthetic_run.curation
-    first = quality_arms(curation, curation.scored, count=10, seed=0, **COMMON)
-    again = quality_arms(curation, list(reversed(curation.scored)), count=10, seed=0, **COMMON)
-    other = quality_arms(curation, curation.scored, count=10, seed=1, **COMMON)
+    first = quality_arms(source(curation), curation.scored, count=10, seed=0)
+    again = quality_arms(source(curation), list(reversed(curation.scored)), count=10, seed=0)
+    other = quality_arms(source(curation), curation.scored, count=10, seed=1)
     assert all(len(arm.samples) == 10 for arm in first)
     assert [arm.samples for arm in first] == [arm.samples for arm in again]  # input order does not matter
     assert set(first[0].problem_ids) != set(other[0].problem_ids)
@@ -108,7 +112,7 @@ def test_quality_arms_take_count_problems_drawn_by_seed(synthetic_run: Synthetic
 def test_quality_without_a_problem_at_every_level_says_how_to_draw_more_chains(synthetic_run: SyntheticRun) -> None:
     no_l4 = [row for row in synthetic_run.curation.scored if row["level"] != 4]
     with pytest.raises(LimoError, match=r"levels seen: \[1, 2, 3, 5\].*ablate\.quality\.chains_per_model"):
-        quality_arms(synthetic_run.curation, no_l4, count=10, seed=0, **COMMON)
+        quality_arms(source(synthetic_run.curation), no_l4, count=10, seed=0)
 
 
 # ----------------------------------------------------------------------------------------------- difficulty
@@ -157,7 +161,7 @@ def test_difficulty_arms_are_disjoint_equal_in_size_and_each_from_its_bin(synthe
         assert len(ids) == min(len(members[name]), math.ceil(12 * DIFFICULTY_OVERSAMPLE))
     everyone = [pid for ids in candidates.values() for pid in ids]
     unsolved = {pid for pid in everyone if number(pid) % 3 == 0}  # no chain model solved these
-    arms = difficulty_arms(curation, candidates, scored_for(everyone, unsolved), per_arm=12, seed=0, **COMMON)
+    arms = difficulty_arms(source(curation), candidates, scored_for(everyone, unsolved), per_arm=12, seed=0)
     assert [arm.name for arm in arms] == ["simple", "complex", "advanced"]
     sizes = {len(arm.samples) for arm in arms}
     assert len(sizes) == 1 and sizes.pop() == min(12, *(len(set(ids) - unsolved) for ids in candidates.values()))
@@ -174,7 +178,7 @@ def test_difficulty_arms_shrink_together_to_the_scarcest_bin(synthetic_run: Synt
     candidates = difficulty_candidates(curation, BINS, per_arm=12, seed=0)
     scarce = set(candidates["advanced"][5:])  # only 5 advanced candidates have a chain
     everyone = [pid for ids in candidates.values() for pid in ids]
-    arms = difficulty_arms(curation, candidates, scored_for(everyone, scarce), per_arm=12, seed=0, **COMMON)
+    arms = difficulty_arms(source(curation), candidates, scored_for(everyone, scarce), per_arm=12, seed=0)
     assert [len(arm.samples) for arm in arms] == [5, 5, 5]
 
 
@@ -230,7 +234,7 @@ def test_selection_arms_are_equal_in_size_and_the_random_arm_is_drawn_after_dedu
     assert set(candidates["strong_only"]) <= in_band
     union = [pid for ids in candidates.values() for pid in ids]
     unsolved = {pid for pid in union if number(pid) % 5 == 0}
-    arms = selection_arms(curation, candidates, scored_for(union, unsolved), size=size, seed=0, **COMMON)
+    arms = selection_arms(source(curation), candidates, scored_for(union, unsolved), size=size, seed=0)
     assert [arm.name for arm in arms] == ["curated", "random", "weak_only", "strong_only"]
     assert {len(arm.samples) for arm in arms} == {size}
     by_name = {arm.name: set(arm.problem_ids) for arm in arms}
@@ -245,7 +249,7 @@ def test_selection_arms_shrink_together_when_an_arm_runs_short(synthetic_run: Sy
     candidates = selection_candidates(curation, size=20, seed=3)
     candidates["strong_only"] = candidates["weak_only"][:7]
     union = [pid for ids in candidates.values() for pid in ids]
-    arms = selection_arms(curation, candidates, scored_for(union), size=20, seed=3, **COMMON)
+    arms = selection_arms(source(curation), candidates, scored_for(union), size=20, seed=3)
     assert [len(arm.samples) for arm in arms] == [7, 7, 7, 7]
 
 

@@ -180,7 +180,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             seen.stored_at_curate_kill = _stored(generations)
             seen.strong_complete_at_kill = Manifest.read(run_dir / "curate" / "strong_filter") is not None
             seen.manifests_before_second = _mtimes(run_dir)
-            seen.phase_seconds['curation'] = time.monotonic() - began
+            seen.phase_seconds["curation"] = time.monotonic() - began
 
             # 2. training: lose a worker's node after a checkpoint; kill once the restarted group registers another.
             train_dir = run_dir / "train"
@@ -197,7 +197,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             seen.registered_at_kill = max(registered_train_steps(train_dir))
             seen.train_complete_at_kill = Manifest.read(train_dir) is not None
             seen.curated_manifests = {k: v for k, v in _mtimes(run_dir).items() if k.startswith("curate/")}
-            seen.phase_seconds['training'] = time.monotonic() - began
+            seen.phase_seconds["training"] = time.monotonic() - began
 
             # 3. evaluation: lose a replica's node once answers are cached; kill once more are.
             job.start()
@@ -208,11 +208,11 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             job.kill()
             seen.third_log = job.log.read_text()
             seen.answered_at_kill = {row["key"] for row in eval_samples(run_dir)}
-            seen.phase_seconds['evaluation'] = time.monotonic() - began
+            seen.phase_seconds["evaluation"] = time.monotonic() - began
 
             # 4-5. to the end; then a finished job, run again.
             seen.final_log = job.finish()
-            seen.phase_seconds['to the end'] = time.monotonic() - began
+            seen.phase_seconds["to the end"] = time.monotonic() - began
             seen.manifests_before_last = _mtimes(run_dir)
             seen.again_log = job.finish(timeout=300)
             seen.manifests_after_last = _mtimes(run_dir)
