@@ -177,3 +177,22 @@ def test_curate_until_dedup_on_a_user_pool_never_builds_the_toy_world(tmp_path: 
     manifest = json.loads((run_dir / "curate" / "dedup" / "manifest.json").read_text())
     assert manifest["complete"] and manifest["rows_in"] == 4 and manifest["rows_out"] == 3
     report(f"limo curate --pool FILE --until dedup on an empty cache: {seconds:.1f}s, no toy world built")
+
+
+def test_curate_with_a_wrong_until_fails_in_one_line_before_building_anything(tmp_path: Path) -> None:
+    import os
+
+    cache = tmp_path / "cache"
+    out = subprocess.run(
+        [*LIMO, "curate", "--config", "tiny", "--until", "dedupe", "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LIMO_RAY_CACHE": str(cache)},
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "limo: error: --until 'dedupe' is not a curation stage (stages: ingest, dedup, decontaminate, weak_filter, "
+        "strong_filter, balance, chains, quality, select, export)"
+    ]
+    assert not cache.exists() and not (tmp_path / "run").exists()

@@ -51,7 +51,7 @@ def curate_command(
 
     extra = [f"curate.pool.sources={json.dumps(pool)}"] if pool else []
     loaded = load(config, [*(overrides or []), *extra])
-    curation_stages(loaded, until)  # a wrong --until is an error before anything is built
+    # The stages' inputs are listed before the toy world is built, so a wrong --until fails before any build.
     resolved = resolve_entry(loaded, lambda c: stage_inputs(curation_stages(c, until)))
     folder = run_folder(resolved, run_dir)
     ctx = CurateContext(run_dir=folder, cluster=resolved.cluster)
