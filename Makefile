@@ -4,6 +4,7 @@ VENV ?= .venv
 PROFILE ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(PROFILE)
+INSTALL_LOG := $(VENV)/pip-install.log
 # Torch is pinned in every pip call: an unpinned dependency would otherwise pull a CUDA build on the CPU profile.
 CONSTRAINTS := constraints-$(PROFILE).txt
 
@@ -13,17 +14,23 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -c $(CONSTRAINTS) -e '.[$(PROFILE),dev]'
+	@echo "installing limo-ray ($(PROFILE) profile) into $(VENV): a few minutes; pip's output goes to $(INSTALL_LOG)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@# pip lists hundreds of packages: they go to the log, and only a failure shows its end here.
+	@$(BIN)/python -m pip install --progress-bar off -c $(CONSTRAINTS) -e '.[$(PROFILE),dev]' > $(INSTALL_LOG) 2>&1 \
+		|| { tail -n 40 $(INSTALL_LOG); echo "pip install failed: the whole output is in $(INSTALL_LOG)"; exit 1; }
 ifeq ($(PROFILE),cpu)
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds: they break transformers' Qwen2 import and vLLM start.
-	$(BIN)/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	@$(BIN)/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
 endif
 ifeq ($(PROFILE),gpu)
 	@# flash-attn: PyPI has only its source, and its build imports torch, so it is built against the torch just
 	@# installed, outside pip's build isolation. Its version is pinned in constraints-gpu.txt.
-	$(BIN)/python -m pip install --progress-bar off -c $(CONSTRAINTS) packaging psutil ninja wheel setuptools
-	$(BIN)/python -m pip install --progress-bar off --no-build-isolation -c $(CONSTRAINTS) flash-attn
+	@echo "building flash-attn against the installed torch (long); pip's output goes to $(INSTALL_LOG)"
+	@{ $(BIN)/python -m pip install --progress-bar off -c $(CONSTRAINTS) packaging psutil ninja wheel setuptools \
+		&& $(BIN)/python -m pip install --progress-bar off --no-build-isolation -c $(CONSTRAINTS) flash-attn; } \
+		>> $(INSTALL_LOG) 2>&1 \
+		|| { tail -n 40 $(INSTALL_LOG); echo "flash-attn install failed: the whole output is in $(INSTALL_LOG)"; exit 1; }
 endif
 	@touch $(STAMP)
 	@echo "installed limo-ray ($(PROFILE) profile) into $(VENV)"

@@ -1,18 +1,26 @@
 """Serve throughput: the project's Ray Serve endpoint vs a bare vLLM `AsyncLLM` in one process, same engine settings.
 
-Workload (issue 7): 64 concurrent chat requests (system prompt + a toy problem each), n=4, 64 new tokens
+Workload (issue 7): chat requests (system prompt + a toy problem each) at a concurrency of 64, n=4, 64 new tokens
 (`ignore_eos`), temperature 1.0; the weak toy model (or `--model FOLDER`), bf16, eager, the project's EngineSpec.
 (a) HTTP through the Serve app (`limo_ray.serve.run_server`), with the official `openai` async client;
 (b) the same requests straight into an `AsyncLLM` built from the same `EngineSpec`, in this process, prompts
 templated and tokenised exactly as the server does, its engine core given the compute threads the replica's gets
 (Ray sets `OMP_NUM_THREADS` to the CPUs a replica reserves: 1 on CPU); (b') the same bare engine left to vLLM's
 own thread choice (every core), as this bench measured before 2026-12-02, for comparison with those figures.
-All stay up for the whole run (an idle engine costs no CPU): one warm-up round each, then >= 5 interleaved rounds
-(a b b' a b b' ...), each timed from the first request sent to the last answer. Each round also reads the CPU
-seconds every process of the run spent (client, proxy, replica, engine cores; from the OS: what each computed,
-whatever else the machine runs), which says where the Serve path's time goes. Prints the median tokens/s of each
-side, the CPU seconds per 1,000 tokens of each process group, the ratio against (b'), and last the ratio: the
-median of the per-round serve/(b) ratios.
+
+Two load shapes, the same on every side:
+- sustained (the ratio): 256 requests per round with 64 in flight at any time, each answer's slot taking the next
+  request (a closed loop, as a load generator at a fixed concurrency drives an endpoint): throughput at
+  concurrency 64.
+- burst: 64 requests sent at once, the round ending with the last answer (this bench's only shape before
+  2026-12-02). All 64 answers finish together, so the HTTP work before and after the engine's run cannot overlap
+  it: a figure of the per-burst overhead more than of throughput. Printed too, on the line before the ratio.
+All stay up for the whole run (an idle engine costs no CPU): one warm-up round each, then >= 5 interleaved pairs
+(a b b' for each shape), each round timed from the first request sent to the last answer. Each round also reads
+the CPU seconds every process of the run spent (client, proxy, replica, engine cores; from the OS: what each
+computed, whatever else the machine runs), which says where the Serve path's time goes. Prints the median
+tokens/s of each side and shape, the CPU seconds per 1,000 tokens of each process group, the ratios against (b'),
+the burst ratio, and last the ratio: the median of the per-pair sustained serve/(b) ratios.
 
 `--server ray-serve-llm` measures `ray.serve.llm` (`build_openai_app`) in place of our app, with the same CPU
 settings (one {"CPU": 1} bundle, num_cpus=0 on replica and ingress): the figures behind the choice of our own
@@ -32,10 +40,12 @@ import socket
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-REQUESTS = 64
+REQUESTS = 64  # the concurrency: requests in flight
+SUSTAINED_REQUESTS = 4 * REQUESTS  # per sustained round
 SAMPLES = 4
 NEW_TOKENS = 64
 TEMPERATURE = 1.0
@@ -111,8 +121,32 @@ class BareEngine:
             tokens = sum(len(c.token_ids) for c in output.outputs)
         return tokens
 
-    async def round(self, chats: list[list[dict[str, str]]]) -> int:
-        return sum(await asyncio.gather(*(self.one(m) for m in chats)))
+
+# ----------------------------------------------------------------------------------------------- load shapes
+
+One = Callable[[list[dict[str, str]]], Awaitable[int]]
+
+
+async def burst(one: One, chats: list[list[dict[str, str]]]) -> int:
+    """Every chat sent at once; generated tokens once the last is answered."""
+    return sum(await asyncio.gather(*(one(m) for m in chats)))
+
+
+async def sustained(one: One, chats: list[list[dict[str, str]]]) -> int:
+    """`SUSTAINED_REQUESTS` requests (the chats in turn), `len(chats)` in flight: each slot sends its next request
+    as soon as its last is answered."""
+    todo = iter([chats[i % len(chats)] for i in range(SUSTAINED_REQUESTS)])
+
+    async def slot() -> int:
+        return sum([await one(messages) for messages in todo])
+
+    return sum(await asyncio.gather(*(slot() for _ in chats)))
+
+
+SHAPES: dict[str, Callable[[One, list[list[dict[str, str]]]], Awaitable[int]]] = {
+    "sustained": sustained,
+    "burst": burst,
+}
 
 
 # ----------------------------------------------------------------------------------------------- CPU seconds
@@ -207,9 +241,6 @@ class ServeClient:
         assert response.usage is not None
         return response.usage.completion_tokens
 
-    async def round(self, chats: list[list[dict[str, str]]]) -> int:
-        return sum(await asyncio.gather(*(self.one(m) for m in chats)))
-
 
 def start_limo(model: str, port: int) -> tuple[Any, float]:
     from limo_ray.config import load_config
@@ -275,43 +306,55 @@ async def run(args: argparse.Namespace) -> None:
         bare = {"bare": BareEngine(spec, replica_threads), "bare-every-core": BareEngine(spec, None)}
         print(f"bare AsyncLLMs ready in {bare['bare'].ready_s:.1f} s and {bare['bare-every-core'].ready_s:.1f} s")
         client = ServeClient(f"http://127.0.0.1:{port}/v1")
-        rounds = {"serve": client.round, "bare": bare["bare"].round, "bare-every-core": bare["bare-every-core"].round}
+        ones: dict[str, One] = {"serve": client.one, "bare": bare["bare"].one}
+        ones["bare-every-core"] = bare["bare-every-core"].one
         for side in SIDES:  # warm-up
-            await rounds[side](chats)
+            await burst(ones[side], chats)
         measure = timed(process_groups(bare))
-        rates: dict[str, list[float]] = {side: [] for side in SIDES}
-        cpu: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
+        rates: dict[tuple[str, str], list[float]] = {(shape, side): [] for shape in SHAPES for side in SIDES}
+        cpu: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in rates}
         for pair in range(args.pairs):
-            for side in SIDES:
-                rate, per_group = await measure(rounds[side](chats))
-                rates[side].append(rate)
-                cpu[side].append(per_group)
-            s, b, e = (rates[side][-1] for side in SIDES)
-            print(
-                f"pair {pair + 1}: serve {s:,.0f} tok/s, bare ({replica_threads} thread) {b:,.0f} tok/s, "
-                f"bare (every core) {e:,.0f} tok/s; ratio {s / b:.3f} (against every core: {s / e:.3f})",
-                flush=True,
-            )
+            for shape, load in SHAPES.items():
+                for side in SIDES:
+                    rate, per_group = await measure(load(ones[side], chats))
+                    rates[shape, side].append(rate)
+                    cpu[shape, side].append(per_group)
+                s, b, e = (rates[shape, side][-1] for side in SIDES)
+                print(
+                    f"pair {pair + 1} {shape}: serve {s:,.0f} tok/s, bare ({replica_threads} thread) {b:,.0f} tok/s, "
+                    f"bare (every core) {e:,.0f} tok/s; ratio {s / b:.3f} (against every core: {s / e:.3f})",
+                    flush=True,
+                )
     finally:
         for engine in bare.values():
             engine.shutdown()
         server.shutdown()
-    print(f"workload: {REQUESTS} chat requests x n={SAMPLES} x {NEW_TOKENS} tokens; server {args.server}")
-    for side in SIDES:
-        groups = sorted({g for row in cpu[side] for g in row})
-        spent = {g: statistics.median(row.get(g, 0.0) for row in cpu[side]) for g in groups}
+    print(
+        f"workload: chat requests x n={SAMPLES} x {NEW_TOKENS} tokens, {REQUESTS} in flight: sustained "
+        f"{SUSTAINED_REQUESTS} per round, burst {REQUESTS} sent at once; server {args.server}"
+    )
+    for (shape, side), per_round in cpu.items():
+        groups = sorted({g for row in per_round for g in row})
+        spent = {g: statistics.median(row.get(g, 0.0) for row in per_round) for g in groups}
         shown = ", ".join(f"{g} {v:.3f}" for g, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.0005)
         print(
-            f"{side}: median {statistics.median(rates[side]):,.0f} tok/s; CPU s per 1,000 tokens "
+            f"{shape} {side}: median {statistics.median(rates[shape, side]):,.0f} tok/s; CPU s per 1,000 tokens "
             f"{sum(spent.values()):.3f} ({shown})"
         )
-    every_core = [s / e for s, e in zip(rates["serve"], rates["bare-every-core"], strict=True)]
+
+    def ratios(shape: str, against: str) -> str:
+        values = [s / b for s, b in zip(rates[shape, "serve"], rates[shape, against], strict=True)]
+        return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
+
+    for shape in SHAPES:
+        print(
+            f"{shape}: serve/bare-engine ratio against a bare engine on every core: {ratios(shape, 'bare-every-core')}"
+        )
     print(
-        f"serve/bare-engine ratio against a bare engine on every core (as before 2026-12-02): "
-        f"{statistics.median(every_core):.3f}"
+        f"burst ({REQUESTS} sent at once, the shape before 2026-12-02): serve/bare-engine ratio: "
+        f"{ratios('burst', 'bare')}"
     )
-    ratios = [s / b for s, b in zip(rates["serve"], rates["bare"], strict=True)]
-    print(f"serve/bare-engine tokens-per-second ratio: {statistics.median(ratios):.3f}")
+    print(f"serve/bare-engine tokens-per-second ratio: {ratios('sustained', 'bare').split()[0]}")
 
 
 def main() -> None:
