@@ -81,6 +81,8 @@ def _qwen25(name: str, h: int, i: int, layers: int, heads: int, kv: int, vocab: 
 _QWEN25_32B = dict(h=5120, i=27648, layers=64, heads=40, kv=8, vocab=152064, tied=False)
 _QWEN25_7B = dict(h=3584, i=18944, layers=28, heads=28, kv=4, vocab=152064, tied=False)
 _QWEN25_15B = dict(h=1536, i=8960, layers=28, heads=12, kv=2, vocab=151936, tied=True)
+# Qwen1.5-32B (the paper's weaker backbone): the same qwen2 layout as Qwen2.5-32B, a narrower MLP.
+_QWEN15_32B = dict(h=5120, i=27392, layers=64, heads=40, kv=8, vocab=152064, tied=False)
 
 # From each repository's config.json. Keys are lower-case hub names.
 KNOWN_ARCHS: dict[str, ModelArch] = {
@@ -98,6 +100,7 @@ KNOWN_ARCHS: dict[str, ModelArch] = {
         ),
         (("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-Math-7B-Instruct"), _QWEN25_7B),
         (("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-1.5B"), _QWEN25_15B),
+        (("Qwen/Qwen1.5-32B-Chat", "Qwen/Qwen1.5-32B"), _QWEN15_32B),
     )
     for name in names
 }

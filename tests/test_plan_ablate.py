@@ -97,6 +97,8 @@ def test_backbone_trains_and_evaluates_each_student() -> None:
     ]
     assert [s.name for s in rows(plan, "eval")] == ["eval[student]", "eval[qwen15]"]
     assert {s.generations for s in rows(plan, "eval")} == {3 * 2_533}
+    # Both backbones are sized from their architectures (Qwen1.5-32B: 32.5B parameters), none is guessed.
+    assert not [note for note in plan.notes if "architecture unknown" in note], plan.notes
     with pytest.raises(LimoError, match="two or more students"):
         make_study_plan(load_config("limo-32b", ["ablate.backbone.students=[student]"]), "backbone")
 
