@@ -202,8 +202,12 @@ class SimulatedCluster:
             initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "include_dashboard": False}
         )
         try:
+            # Every node declares every custom resource the config asks for (`cluster.node_resources`): the
+            # simulation checks the shapes, not which pool a node belongs to.
+            named = {**c.node_resources.engines, **c.node_resources.train, **c.node_resources.serve}
+            custom = {name: float(c.cpus_per_node + c.gpus_per_node) for name in named}
             for _ in range(c.num_nodes):
-                self.cluster.add_node(num_cpus=c.cpus_per_node, num_gpus=c.gpus_per_node)
+                self.cluster.add_node(num_cpus=c.cpus_per_node, num_gpus=c.gpus_per_node, resources=custom)
             self.cluster.wait_for_nodes()
         except BaseException:
             self.cluster.shutdown()
@@ -259,7 +263,12 @@ def _curation(config: RunConfig, report: SimulationReport, timeout_s: float, log
 
     c = config.cluster
     # The pipeline's own cache: a stage on another model closes the previous pool before it asks.
-    cache = EngineCache(engine_cls=EngineProbe, gpus_per_node=c.gpus_per_node, placement_timeout_s=timeout_s)
+    cache = EngineCache(
+        engine_cls=EngineProbe,
+        gpus_per_node=c.gpus_per_node,
+        placement_timeout_s=timeout_s,
+        node_resources=c.node_resources.engines,
+    )
     try:
         for name, model in engine_stages(config):
             spec = engine_spec(config, model, device="cuda")
@@ -294,13 +303,13 @@ def _training(config: RunConfig, report: SimulationReport, timeout_s: float, log
 
     t = config.train
     report.failed_stage = "train"
-    check_worker_group_placeable(t, timeout_s)
+    check_worker_group_placeable(t, timeout_s, config.cluster.node_resources.train)
     with tempfile.TemporaryDirectory(prefix="limo-simulate-") as storage:
         trainer = DataParallelTrainer(
             _train_probe,
             train_loop_config={"num_workers": t.num_workers},
             backend_config=BackendConfig(),  # the NCCL process group needs GPUs: the probe body has none
-            scaling_config=scaling_config(t),
+            scaling_config=scaling_config(t, config.cluster.node_resources.train),
             run_config=RayRunConfig(name="simulate", storage_path=storage),
         )
         try:

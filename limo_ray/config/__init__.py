@@ -29,7 +29,7 @@ from limo_ray.config.loading import (
     resolve_config_path,
     validate_config,
 )
-from limo_ray.config.run_config import BenchmarksConfig, ClusterConfig, RunConfig, ToyConfig
+from limo_ray.config.run_config import BenchmarksConfig, ClusterConfig, NodeResources, RunConfig, ToyConfig
 from limo_ray.config.stages import (
     BalanceConfig,
     ChainsConfig,
@@ -68,6 +68,7 @@ __all__ = [
     "EvalConfig",
     "FieldMapConfig",
     "ModelConfig",
+    "NodeResources",
     "PoolConfig",
     "PromptConfig",
     "QualityConfig",

@@ -7,7 +7,7 @@ import json
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from limo_ray.config.ablate import AblateConfig
 from limo_ray.config.base import ModelConfig, PromptConfig, StrictModel
@@ -24,6 +24,30 @@ class BenchmarksConfig(StrictModel):
     paths: dict[str, str] = Field(default_factory=dict)
 
 
+class NodeResources(StrictModel):
+    """Custom Ray resources each kind of work asks for, so it runs only on the nodes that declare them.
+
+    A cluster with node pools (inference nodes, training nodes) declares a resource on each pool's nodes
+    (`ray start --resources='{"inference": 1}'`, KubeRay's `rayStartParams.resources`), and the config asks for
+    a small amount of it per engine, worker or replica, e.g. `engines: {inference: 0.01}`. Empty: anywhere.
+    """
+
+    engines: dict[str, float] = Field(default_factory=dict)  # each curation engine actor (each bundle on GPUs)
+    train: dict[str, float] = Field(default_factory=dict)  # each Ray Train worker
+    serve: dict[str, float] = Field(default_factory=dict)  # each Serve replica (each bundle on GPUs)
+
+    @field_validator("engines", "train", "serve")
+    @classmethod
+    def _custom_and_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        builtin = sorted(set(value) & {"CPU", "GPU", "memory", "object_store_memory"})
+        if builtin:
+            raise ValueError(f"{', '.join(builtin)}: set by the stage itself; name custom resources only")
+        bad = sorted(k for k, v in value.items() if v <= 0)
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: amounts must be above 0")
+        return value
+
+
 class ClusterConfig(StrictModel):
     # None: an embedded local Ray (never attach to a stray cluster by accident); `auto`: the cluster this node
     # belongs to (a KubeRay pod, a `ray up` head), an error if there is none; else a Ray address.
@@ -37,6 +61,7 @@ class ClusterConfig(StrictModel):
     # How long a stage waits for its placement groups (engines, Serve replicas, the training worker group)
     # before it stops with one line naming what it lacks; an autoscaler adding a GPU node takes minutes.
     placement_timeout_s: float = Field(default=900.0, gt=0)
+    node_resources: NodeResources = Field(default_factory=NodeResources)
 
 
 class ToyConfig(StrictModel):

@@ -108,6 +108,7 @@ def sample_and_grade(
         stage=f"curate.{stage}",
         gpus_per_node=cluster.gpus_per_node,
         placement_timeout_s=cluster.placement_timeout_s,
+        node_resources=cluster.node_resources.engines,
     )
     replaced_before = pool.replaced
     batches = (

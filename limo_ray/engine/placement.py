@@ -47,9 +47,12 @@ class ReplicaPlacement:
         return int(sum(b.get("GPU", 0) for b in self.bundles))
 
 
-def replica_placement(spec: EngineSpec, gpus_per_node: int) -> ReplicaPlacement:
-    """The group for one replica of `spec` on nodes of `gpus_per_node` GPUs (0: CPU nodes, one bundle)."""
-    bundles = tuple(dict(b) for b in spec.bundles())
+def replica_placement(
+    spec: EngineSpec, gpus_per_node: int, node_resources: Mapping[str, float] | None = None
+) -> ReplicaPlacement:
+    """The group for one replica of `spec` on nodes of `gpus_per_node` GPUs (0: CPU nodes, one bundle); every
+    bundle also asks for `node_resources` (`cluster.node_resources`), which keeps it on the nodes declaring them."""
+    bundles = tuple({**b, **(node_resources or {})} for b in spec.bundles())
     size = spec.world_size if spec.device == "cuda" else 1
     if gpus_per_node <= 0 or size <= gpus_per_node:
         return ReplicaPlacement(bundles, "STRICT_PACK", 1)

@@ -46,17 +46,21 @@ class EnginePool:
         *,
         gpus_per_node: int = 0,
         placement_timeout_s: float = DEFAULT_PLACEMENT_TIMEOUT_S,
+        node_resources: Mapping[str, float] | None = None,
         stage: str = "",
         engine_cls: type = EngineActor,
     ) -> None:
         """`engine_cls` is the actor's body: `EngineActor`, or a stand-in with its constructor that holds the same
-        resources (`limo plan --simulate`'s probe)."""
+        resources (`limo plan --simulate`'s probe). `node_resources` (`cluster.node_resources.engines`): custom
+        resources each actor (on GPUs, each bundle of its group) asks for, to keep engines on the nodes that
+        declare them."""
         if size < 1:
             raise LimoError(f"an engine pool needs at least one engine, got {size}")
         self.spec = spec
         self.size = size
         self.max_retries = max_retries
-        self.placement = replica_placement(spec, gpus_per_node)
+        self.node_resources = dict(node_resources or {})
+        self.placement = replica_placement(spec, gpus_per_node, self.node_resources)
         self.placement_timeout_s = placement_timeout_s
         self.stage = stage or f"engine {spec.name!r}"
         self.engine_cls = engine_cls
@@ -80,6 +84,8 @@ class EnginePool:
         # Threads for the batches in flight, plus the small calls (ready, pid) that must not wait behind them.
         options: dict[str, Any] = {**self.spec.actor_options(), "max_concurrency": IN_FLIGHT_PER_ACTOR + 2}
         group = None
+        if self.spec.device == "cpu" and self.node_resources:
+            options["resources"] = dict(self.node_resources)
         if self.spec.device == "cuda":
             group = reserve(
                 self.placement.bundles,

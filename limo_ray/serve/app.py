@@ -42,6 +42,8 @@ class AppArgs(ServeReplicaConfig):
     # GPUs per node (cluster.gpus_per_node), for the placement rule: a replica bigger than a node spans nodes
     # (PACK) instead of asking one node for all of it (STRICT_PACK). 0: every replica fits one node.
     gpus_per_node: int = Field(default=0, ge=0)
+    # Custom resources each replica (each bundle of its group) asks for: cluster.node_resources.serve.
+    node_resources: dict[str, float] = Field(default_factory=dict)
     # Set by run_server from the driver's environment; a RayService leaves it out and the ingress reads the env var.
     api_key_sha256: str | None = None
 
@@ -100,11 +102,19 @@ def build_app(args: Mapping[str, Any]) -> Any:
     ).bind(handles, cards, parsed.api_key_sha256, parsed.api_key_env, parsed.retry_after_s)
 
 
+def replica_actor_options(spec: EngineSpec, node_resources: Mapping[str, float]) -> dict[str, Any]:
+    """The replica actor's own resources; the custom ones go on it only when no placement group holds them."""
+    options = dict(spec.actor_options())
+    if node_resources and not spec.needs_placement_group():
+        options["resources"] = dict(node_resources)
+    return options
+
+
 def model_deployment_options(spec: EngineSpec, name: str, args: AppArgs) -> dict[str, Any]:
     """Serve options for one model's deployment: the engine's resources, queue bound and scaling."""
     options: dict[str, Any] = {
         "name": deployment_name(name),
-        "ray_actor_options": dict(spec.actor_options()),
+        "ray_actor_options": replica_actor_options(spec, args.node_resources),
         "max_ongoing_requests": args.max_ongoing_requests,
         # Past this many waiting (per proxy or router), a request is refused at once: 503 + Retry-After. Serve
         # takes no 0 (and -1 would mean unbounded, which we never want): 1 is the smallest bound.
@@ -117,7 +127,7 @@ def model_deployment_options(spec: EngineSpec, name: str, args: AppArgs) -> dict
         "max_constructor_retry_count": 2,
     }
     if spec.needs_placement_group():
-        placement = replica_placement(spec, args.gpus_per_node)
+        placement = replica_placement(spec, args.gpus_per_node, args.node_resources)
         options["placement_group_bundles"] = [dict(b) for b in placement.bundles]
         options["placement_group_strategy"] = placement.strategy
     if args.min_replicas == args.max_replicas:
@@ -210,6 +220,7 @@ def app_args(
     retry_after_s: int | None = None,
     api_key_sha256: str | None = None,
     gpus_per_node: int = 0,
+    node_resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """`AppArgs` as a plain dict, from the run config's `serve:` section and the engine specs."""
     replica = {name: getattr(serve_config, name) for name in ServeReplicaConfig.model_fields}
@@ -220,6 +231,7 @@ def app_args(
         models=[ModelArgs(name=name, engine=dataclasses.asdict(spec)) for name, spec in specs.items()],
         api_key_sha256=api_key_sha256,
         gpus_per_node=gpus_per_node,
+        node_resources=dict(node_resources or {}),
     )
     return args.model_dump(mode="json")
 
@@ -246,7 +258,13 @@ def serve_config(
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
                 "runtime_env": dict(config.cluster.runtime_env),
-                "args": app_args(config.serve, specs, retry_after_s, gpus_per_node=config.cluster.gpus_per_node),
+                "args": app_args(
+                    config.serve,
+                    specs,
+                    retry_after_s,
+                    gpus_per_node=config.cluster.gpus_per_node,
+                    node_resources=config.cluster.node_resources.serve,
+                ),
             }
         ],
     }

@@ -18,7 +18,7 @@ from limo_ray.config import RunConfig
 from limo_ray.engine.placement import describe_bundles, free_resources, replica_placement, wait_until
 from limo_ray.engine.spec import Device, EngineSpec
 from limo_ray.errors import LimoError
-from limo_ray.serve.app import DEFAULT_APP_NAME, AppArgs, app_args, build_app, engine_specs
+from limo_ray.serve.app import DEFAULT_APP_NAME, AppArgs, app_args, build_app, engine_specs, replica_actor_options
 
 
 @dataclass
@@ -95,7 +95,9 @@ def run_server(
     port = config.serve.port if port is None else port
     env_name = config.serve.api_key_env
     key = os.environ.get(env_name) if env_name else None
-    args = app_args(config.serve, specs, retry_after_s, key_digest(key) if key else None, config.cluster.gpus_per_node)
+    cluster = config.cluster
+    digest = key_digest(key) if key else None
+    args = app_args(config.serve, specs, retry_after_s, digest, cluster.gpus_per_node, cluster.node_resources.serve)
 
     started = time.monotonic()
     ray_started = init_ray(config.cluster)["started"]
@@ -153,8 +155,9 @@ def deploy_and_wait(
         parsed = AppArgs.model_validate(dict(args))
         asks = []
         for name, spec in specs.items():
-            placement = replica_placement(spec, parsed.gpus_per_node)
-            bundles = placement.bundles if spec.needs_placement_group() else (spec.actor_options(),)
+            placement = replica_placement(spec, parsed.gpus_per_node, parsed.node_resources)
+            alone = replica_actor_options(spec, parsed.node_resources)
+            bundles = placement.bundles if spec.needs_placement_group() else ({**alone.pop("resources", {}), **alone},)
             asks.append(f"{name}: {max(parsed.min_replicas, 1)} x [{describe_bundles(bundles)}]")
         with contextlib.suppress(Exception):
             serve.delete(app_name)

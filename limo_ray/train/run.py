@@ -211,7 +211,7 @@ def run_training(
         return _finish(
             config, run_dir, dataset_path, model_path, config_hash, data, per_epoch, storage, started, moved, {}
         )
-    check_worker_group_placeable(train, config.cluster.placement_timeout_s)
+    check_worker_group_placeable(train, config.cluster.placement_timeout_s, config.cluster.node_resources.train)
     # Ray Train restores its latest *registered* checkpoint (fully uploaded); the workers start after it, and
     # a step count equal to the total means only the export is left to do.
     args = WorkerArgs(
@@ -232,7 +232,7 @@ def run_training(
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=asdict(args),
-        scaling_config=scaling_config(train),
+        scaling_config=scaling_config(train, config.cluster.node_resources.train),
         torch_config=TorchConfig(backend=dist_backend(train.use_gpu)),
         run_config=RayRunConfig(
             name=RAY_RUN_NAME,

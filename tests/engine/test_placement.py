@@ -36,6 +36,13 @@ def test_cpu_engines_take_one_cpu_bundle() -> None:
     assert (placement.bundles, placement.strategy) == (({"CPU": 1.0},), "STRICT_PACK")
 
 
+def test_node_resources_ride_on_every_bundle_of_a_replica() -> None:
+    spec = EngineSpec(name="r1", model="org/r1", max_model_len=4096, device="cuda", tensor_parallel_size=4)
+    placement = replica_placement(spec, gpus_per_node=8, node_resources={"inference": 0.01})
+    assert placement.bundles == ({"GPU": 1.0, "CPU": 1.0, "inference": 0.01},) + ({"GPU": 1.0, "inference": 0.01},) * 3
+    assert replica_placement(spec, gpus_per_node=8).bundles[1] == {"GPU": 1.0}  # none asked: none added
+
+
 @pytest.mark.parametrize(
     ("tp", "pp", "nodes", "per_node", "replicas"),
     [

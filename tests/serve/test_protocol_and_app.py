@@ -177,3 +177,24 @@ def test_app_args_carry_every_replica_field_of_the_serve_config() -> None:
     assert args["max_queued_requests"] == 77 and args["api_key_env"] == "LIMO_API_KEY"
     assert app_args(config.serve, {"s": spec}, retry_after_s=9)["retry_after_s"] == 9
     assert AppArgs.model_validate(args).models[0].engine["model"] == "org/s"
+
+
+def test_node_resources_pin_each_replica_alone_or_each_bundle_of_its_group() -> None:
+    """`cluster.node_resources.serve` (custom resources only) reaches the replica: on its own actor when it has
+    no placement group, on every bundle when it has one."""
+    config = load_config("tiny", ['cluster.node_resources.serve={"inference": 0.01}'])
+    args = AppArgs.model_validate(serve_config(config)["applications"][0]["args"])
+    assert args.node_resources == {"inference": 0.01}
+    cpu = EngineSpec(name="m", model="/m", max_model_len=512, device="cpu")
+    assert model_deployment_options(cpu, "m", args)["ray_actor_options"] == {
+        "num_cpus": 1,
+        "num_gpus": 0,
+        "resources": {"inference": 0.01},
+    }
+    tp = EngineSpec(name="big", model="org/big", max_model_len=4096, device="cuda", tensor_parallel_size=2)
+    options = model_deployment_options(tp, "big", args)
+    assert options["placement_group_bundles"] == [
+        {"GPU": 1.0, "CPU": 1.0, "inference": 0.01},
+        {"GPU": 1.0, "inference": 0.01},
+    ]
+    assert "resources" not in options["ray_actor_options"]  # the group holds them
