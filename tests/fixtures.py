@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,15 +318,19 @@ class NodeLoss:
 
 
 class LocalCluster:
-    """Ray's multi-node test cluster on this machine: a head with no CPUs (as on KubeRay) and `worker_nodes`
-    nodes of `cpus_per_node` CPUs each, each its own raylet and object store. Its processes are stopped by this
-    handle. `lose_node_of` removes the node holding an actor abruptly and adds a fresh node, as an autoscaler
-    replacing a lost instance would."""
+    """Ray's multi-node test cluster on this machine: a head with no CPUs (as on KubeRay) and one worker node of
+    `cpus_per_node` CPUs per entry of `node_resources` (the custom resources that node declares, as a node pool's
+    nodes would), each its own raylet and object store. Its processes are stopped by this handle. `lose_node_of`
+    removes the node holding an actor abruptly and adds a fresh node of the same pool, as an autoscaler replacing
+    a lost instance would."""
 
-    def __init__(self, worker_nodes: int, cpus_per_node: int, object_store_mib: int = 256) -> None:
-        self.worker_nodes, self.cpus_per_node = worker_nodes, cpus_per_node
+    def __init__(
+        self, node_resources: Sequence[Mapping[str, float]], cpus_per_node: int, object_store_mib: int = 256
+    ) -> None:
+        self.node_resources, self.cpus_per_node = list(node_resources), cpus_per_node
         self.object_store = object_store_mib * 2**20
         self.nodes_ever: set[str] = set()
+        self.resources_of: dict[str, dict[str, float]] = {}  # node id -> the custom resources it declared
         self.cluster: Any = None
 
     def __enter__(self) -> LocalCluster:
@@ -346,8 +351,8 @@ class LocalCluster:
             },
         )
         try:
-            for _ in range(self.worker_nodes):
-                self._add_node()
+            for resources in self.node_resources:
+                self._add_node(resources)
             self.cluster.wait_for_nodes()
             # This process also connects, to look up where actors run (the cluster has no dashboard to ask).
             ray.init(address=self.cluster.address, logging_level="ERROR", log_to_driver=False)
@@ -366,9 +371,16 @@ class LocalCluster:
     def address(self) -> str:
         return self.cluster.address
 
-    def _add_node(self) -> None:
-        node = self.cluster.add_node(num_cpus=self.cpus_per_node, object_store_memory=self.object_store)
+    def _add_node(self, resources: Mapping[str, float]) -> None:
+        node = self.cluster.add_node(
+            num_cpus=self.cpus_per_node, object_store_memory=self.object_store, resources=dict(resources)
+        )
         self.nodes_ever.add(node.node_id)
+        self.resources_of[node.node_id] = dict(resources)
+
+    def nodes_with(self, resource: str) -> set[str]:
+        """Every node (lost ones included) that declared `resource`."""
+        return {node for node, resources in self.resources_of.items() if resource in resources}
 
     def node_of(self, class_prefix: str, timeout_s: float = 300) -> str:
         """The node id of a live actor whose class name starts with `class_prefix`."""
@@ -388,5 +400,5 @@ class LocalCluster:
         node_id = self.node_of(class_prefix)
         [node] = [n for n in self.cluster.worker_nodes if n.node_id == node_id]
         self.cluster.remove_node(node, allow_graceful=False)
-        self._add_node()
+        self._add_node(self.resources_of[node_id])
         return NodeLoss(what, node_id)

@@ -1,10 +1,12 @@
 """`limo run` across several Ray nodes, through the failures a cluster has: nodes lost mid-stage, the driver killed.
 
 A local multi-node Ray cluster (`ray.cluster_utils.Cluster`: a head with no CPUs, as on KubeRay, and three worker
-nodes of one CPU each, so the two Ray Train workers, the engine actors and the Serve replicas spread over nodes)
-runs one `limo run` of the tiny preset on the test-size toy world, with `cluster.address` pointing at the head as
-a user's would. Nothing is replaced by a stand-in: the engines are vLLM, training is DeepSpeed ZeRO-3 on Ray
-Train, eval goes through Ray Serve.
+nodes of one CPU each in two pools: one node declares the custom resource `engine_node`, two declare
+`train_node`) runs one `limo run` of the tiny preset on the test-size toy world, with `cluster.address` pointing
+at the head as a user's would. `cluster.node_resources` asks for those resources, so the engine actors can only
+run on the engine pool and the two Ray Train workers only on the training pool (one per node: one CPU each);
+the Serve replicas ask for none and spread over all three. Nothing is replaced by a stand-in: the engines are
+vLLM, training is DeepSpeed ZeRO-3 on Ray Train, eval goes through Ray Serve.
 
 One job, small enough for the test budget (a 60-problem pool, one chain model, three epochs of two-sample steps,
 so training checkpoints at each epoch's end), meets six faults. In each of three stages a worker node is removed
@@ -50,6 +52,7 @@ from tests.fixtures import LocalCluster, NodeLoss, eval_samples, registered_trai
 pytestmark = pytest.mark.integration
 
 POOL_SIZE = 60
+NODE_POOLS = [{"engine_node": 1.0}, {"train_node": 1.0}, {"train_node": 1.0}]
 EVAL_ITEMS = 100  # the test-size toy benchmark
 STUDENTS = ("student-base", "student-curated", "student-random")
 SETTINGS = [
@@ -67,6 +70,9 @@ SETTINGS = [
     "train.max_failures=1",  # a worker group lost with its node starts again from the last checkpoint
     "cluster.num_nodes=3",
     "cluster.cpus_per_node=1",
+    # The pools (LocalCluster's `node_resources`): engines and training workers on nodes of their own.
+    'cluster.node_resources.engines={"engine_node": 0.01}',
+    'cluster.node_resources.train={"train_node": 0.01}',
     "eval.concurrency=8",
     "eval.retries=8",  # backoff long enough (about a minute) for Serve to start a lost replica on another node
 ]
@@ -124,6 +130,8 @@ class Faults:
     run_dir: Path
     losses: list[NodeLoss] = field(default_factory=list)
     nodes_ever: set[str] = field(default_factory=set)
+    engine_pool: set[str] = field(default_factory=set)  # every node that declared engine_node, lost ones included
+    train_pool: set[str] = field(default_factory=set)
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     # 1. curation
@@ -164,7 +172,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     lines = build_toy_world("test").pool.read_text(encoding="utf-8").splitlines()[:POOL_SIZE]
     pool.write_text("".join(line + "\n" for line in lines))
     began = time.monotonic()
-    with LocalCluster(worker_nodes=3, cpus_per_node=1) as cluster:
+    with LocalCluster(NODE_POOLS, cpus_per_node=1) as cluster:
         job = Job(folder, pool, cluster.address)
         seen = Faults(job.run_dir)
         run_dir = job.run_dir
@@ -220,6 +228,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             if job.process is not None and job.process.poll() is None:
                 os.killpg(job.process.pid, signal.SIGKILL)
             seen.nodes_ever = set(cluster.nodes_ever)
+            seen.engine_pool, seen.train_pool = cluster.nodes_with("engine_node"), cluster.nodes_with("train_node")
     seen.seconds = time.monotonic() - began
     yield seen
 
@@ -230,19 +239,18 @@ def test_limo_run_spans_nodes_and_finishes_through_three_lost_nodes_and_three_ki
     assert [loss.what for loss in faults.losses] == ["strong-filter engine", "Ray Train worker", "Serve replica"]
     train = Manifest.read(faults.run_dir / "train")
     assert train is not None and train.complete
-    worker_nodes = set(train.extra["worker_nodes"].values())
-    assert len(worker_nodes) == 2  # one CPU per node: the two training workers are on two nodes
-    engine_nodes = _engine_nodes(faults.run_dir)
-    # Stages run one after another, so an engine and a training worker may use the same one-CPU node in turn;
-    # what one CPU per node forces is that the job spans nodes and the two workers sit on two of them.
-    assert engine_nodes and (engine_nodes | worker_nodes) <= faults.nodes_ever
+    assert len(set(train.extra["worker_nodes"].values())) == 2  # one CPU per node: two workers on two nodes
+    worker_nodes, engine_nodes = _worker_nodes(faults.run_dir), _engine_nodes(faults.run_dir)
+    # cluster.node_resources kept each kind of work on its pool: no node ran both an engine and a worker.
+    assert engine_nodes and engine_nodes <= faults.engine_pool
+    assert worker_nodes <= faults.train_pool and engine_nodes.isdisjoint(worker_nodes)
     summary = json.loads((faults.run_dir / "summary.json").read_text())
     assert set(summary["scores"]) == set(STUDENTS)
     assert Path(summary["files"]["checkpoint"], "config.json").is_file()
     report(
         f"limo run on a head + 3 one-CPU nodes, 3 nodes lost and replaced, the driver killed 3 times: "
-        f"{faults.seconds:.0f}s ({_phases(faults)}); engines on {len(engine_nodes)} node(s), training workers on "
-        f"{sorted(n[:8] for n in worker_nodes)}"
+        f"{faults.seconds:.0f}s ({_phases(faults)}); engines on {sorted(n[:8] for n in engine_nodes)} (engine "
+        f"pool), training workers on {sorted(n[:8] for n in worker_nodes)} (training pool)"
     )
 
 
@@ -338,12 +346,19 @@ def test_a_finished_job_run_again_skips_every_step_and_serves_nothing(faults: Fa
 
 
 def _engine_nodes(run_dir: Path) -> set[str]:
+    """Every node an engine ran on, in the curation and in the control's (from the stage manifests)."""
     nodes: set[str] = set()
-    for stage in ("weak_filter", "strong_filter", "chains"):
-        manifest = Manifest.read(run_dir / "curate" / stage)
+    for stage in ("curate/weak_filter", "curate/strong_filter", "curate/chains", "baseline/curate/chains"):
+        manifest = Manifest.read(run_dir / stage)
         assert manifest is not None
         nodes |= {n for t in manifest.extra["timings"] for n in t["engine_nodes"]}
     return nodes
+
+
+def _worker_nodes(run_dir: Path) -> set[str]:
+    """Every node a Ray Train worker ran on, in the training and in the control's (from the train manifests)."""
+    manifests = [Manifest.read(run_dir / folder) for folder in ("train", "baseline/train")]
+    return {node for m in manifests if m is not None for node in m.extra["worker_nodes"].values()}
 
 
 def _phases(faults: Faults) -> str:
