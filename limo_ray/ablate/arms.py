@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,15 +70,13 @@ def seeded_order(ids: Iterable[str], seed: int, purpose: str) -> list[str]:
 
 
 def reference_arm(study: str, names: Sequence[str]) -> str:
-    """The arm every other is compared with: the recipe's choice (L5, the hardest bin, the largest set, the curated
-    selection, the config's first student)."""
-    if study == "quality":
-        return f"L{LEVELS[-1]}"
+    """The arm every other is compared with: the recipe's choice (the highest quality level, the hardest bin, the
+    largest set, the curated selection, the config's first student)."""
     if study == "selection":
         return "curated"
     if study == "backbone":
         return names[0]
-    return names[-1]  # difficulty: bins go easiest first; size: smallest first
+    return names[-1]  # quality: lowest level first; difficulty: easiest bin first; size: smallest first
 
 
 @dataclass(frozen=True)
@@ -126,19 +125,24 @@ def chains_by_level(scored: Sequence[Chain], models: Sequence[str]) -> dict[str,
     return out
 
 
-def quality_arms(source: ArmSource, scored: Sequence[Chain], *, count: int, seed: int) -> list[Arm]:
-    """L1..L5 over the same `count` problems (fewer if fewer have a chain at every level)."""
+def quality_arms(
+    source: ArmSource, scored: Sequence[Chain], *, count: int, seed: int, levels: Sequence[int] = LEVELS
+) -> list[Arm]:
+    """One arm per level of `levels` over the same `count` problems (fewer if fewer have a chain at each)."""
     by_level = chains_by_level(scored, source.chain_models)
     problems = source.curation.problems
-    complete = [pid for pid, levels in by_level.items() if pid in problems and set(LEVELS) <= set(levels)]
+    complete = [pid for pid, have in by_level.items() if pid in problems and set(levels) <= set(have)]
     if not complete:
-        have = sorted({level for levels in by_level.values() for level in levels})
+        seen = Counter(int(row["level"]) for row in scored)
+        per_level = ", ".join(f"L{level} {seen.get(level, 0)}" for level in LEVELS)
         raise LimoError(
-            f"quality: no problem has a correct chain at every level L1..L5 ({len(by_level)} problems scored, levels "
-            f"seen: {have}): draw more chains per problem with --set ablate.quality.chains_per_model=N"
+            f"quality: no problem has a correct chain at every level {', '.join(f'L{v}' for v in levels)} "
+            f"({len(by_level)} problems, {len(scored)} correct chains scored: {per_level}): draw more chains per "
+            "problem (--set ablate.quality.chains_per_model=N), or, for levels the chain models never write, set "
+            "ablate.quality.levels to the ones they do"
         )
     chosen = seeded_order(complete, seed, "quality")[:count]
-    return [source.arm(f"L{level}", seed, chosen, {pid: by_level[pid][level] for pid in chosen}) for level in LEVELS]
+    return [source.arm(f"L{level}", seed, chosen, {pid: by_level[pid][level] for pid in chosen}) for level in levels]
 
 
 # ----------------------------------------------------------------------------------------------- difficulty

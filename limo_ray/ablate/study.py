@@ -154,7 +154,11 @@ def build_arms(
             pool = kept_by(curation.ledger, "balance")  # every problem the chains stage was given
             scored = generation.scored_chains(pool, per_model)
         count = a.quality.problems
-        return [arm for s in seeds for arm in build.quality_arms(source, scored, count=count, seed=s)]
+        return [
+            arm
+            for s in seeds
+            for arm in build.quality_arms(source, scored, count=count, seed=s, levels=a.quality.levels)
+        ]
     if study == "difficulty":
         per_arm, bins = a.difficulty.problems, a.difficulty.bins
         candidates = {s: build.difficulty_candidates(curation, bins, per_arm=per_arm, seed=s) for s in seeds}

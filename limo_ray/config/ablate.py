@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import itertools
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from limo_ray.config.base import StrictModel
 
 
 class QualityStudyConfig(StrictModel):
-    # Problems per arm; fewer when fewer curated problems have a correct chain at every level L1..L5.
+    # Problems per arm; fewer when fewer curated problems have a correct chain at every level of `levels`.
     problems: int = Field(default=500, gt=0)
     # Chains drawn per chain model for this study (the curation's are reused, only the rest are drawn): more
     # chains per problem, more problems with all five levels. None: curate.chains.per_model.
     chains_per_model: int | None = Field(default=None, gt=0)
+    # The quality levels (the project's scorer's L1..L5) with an arm each, the paper's five by default. Chain
+    # models that never write at some level (the scorer places none of their chains there) need the levels
+    # they do write: with a missing level no problem has a chain at every level.
+    levels: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], min_length=2)
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct_scorer_levels(cls, levels: list[int]) -> list[int]:
+        if any(level not in range(1, 6) for level in levels) or len(set(levels)) != len(levels):
+            raise ValueError(f"distinct levels from 1 to 5, got {levels}")
+        return sorted(levels)
 
 
 class DifficultyBin(StrictModel):

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from limo_ray.ablate.arms import DIFFICULTY_OVERSAMPLE, LEVELS, SELECTION_ARMS, Arm
+from limo_ray.ablate.arms import DIFFICULTY_OVERSAMPLE, SELECTION_ARMS, Arm
 from limo_ray.ablate.study import arm_config, check_study, repeat_seeds
 from limo_ray.config import RunConfig
 from limo_ray.curate.baseline import OVERSAMPLE
@@ -130,10 +130,10 @@ def study_arms(config: RunConfig, study: str, funnel: Funnel, notes: list[str]) 
     if study == "quality":
         count = min(a.quality.problems, funnel.chained)
         notes.append(
-            f"quality: up to {count:,} problems per level, those with a correct chain at every level L1..L5 (the "
-            "plan cannot tell how many)"
+            f"quality: up to {count:,} problems per level, those with a correct chain at every level "
+            f"{', '.join(f'L{v}' for v in a.quality.levels)} (the plan cannot tell how many)"
         )
-        return [(f"L{level}", student, count) for level in LEVELS]
+        return [(f"L{level}", student, count) for level in a.quality.levels]
     if study == "difficulty":
         return [(b.name, student, a.difficulty.problems) for b in a.difficulty.bins]
     if study == "size":

@@ -109,10 +109,31 @@ def test_quality_arms_take_count_problems_drawn_by_seed(synthetic_run: Synthetic
     assert {frozenset(arm.problem_ids) for arm in other} == {frozenset(other[0].problem_ids)}
 
 
-def test_quality_without_a_problem_at_every_level_says_how_to_draw_more_chains(synthetic_run: SyntheticRun) -> None:
+def test_quality_without_a_problem_at_every_level_says_what_the_chains_hold_and_what_to_change(
+    synthetic_run: SyntheticRun,
+) -> None:
     no_l4 = [row for row in synthetic_run.curation.scored if row["level"] != 4]
-    with pytest.raises(LimoError, match=r"levels seen: \[1, 2, 3, 5\].*ablate\.quality\.chains_per_model"):
+    with pytest.raises(LimoError, match=r"L4 0, L5 \d+\).*ablate\.quality\.chains_per_model.*ablate\.quality\.levels"):
         quality_arms(source(synthetic_run.curation), no_l4, count=10, seed=0)
+
+
+def test_quality_arms_on_the_levels_the_chain_models_write(synthetic_run: SyntheticRun) -> None:
+    """Chain models that never write at L4: the study runs on the levels asked for, the same problems in each."""
+    curation = synthetic_run.curation
+    no_l4 = [row for row in curation.scored if row["level"] != 4]
+    arms = quality_arms(source(curation), no_l4, count=500, seed=0, levels=(1, 3, 5))
+    assert [arm.name for arm in arms] == ["L1", "L3", "L5"]
+    assert len({frozenset(arm.problem_ids) for arm in arms}) == 1
+    for level, arm in zip((1, 3, 5), arms, strict=True):
+        assert {s.provenance["chain"]["level"] for s in arm.samples} == {level}
+    assert reference_arm("quality", [arm.name for arm in arms]) == "L5"
+
+
+def test_quality_levels_are_distinct_scorer_levels_and_kept_in_order() -> None:
+    assert load_config("tiny", ["ablate.quality.levels=[5, 1, 3]"]).ablate.quality.levels == [1, 3, 5]
+    for bad in ("[1, 6]", "[3, 3]", "[4]"):
+        with pytest.raises(LimoError, match=r"ablate\.quality\.levels"):
+            load_config("tiny", [f"ablate.quality.levels={bad}"])
 
 
 # ----------------------------------------------------------------------------------------------- difficulty
