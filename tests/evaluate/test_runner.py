@@ -81,14 +81,15 @@ def test_busy_server_is_retried_until_every_item_is_answered(tmp_path: Path) -> 
     assert len({r["key"] for r in _rows(tmp_path)}) == 40
 
 
+def refuse_one(body: dict[str, Any]) -> list[str] | tuple[int, str]:
+    """Solve every sum but one item's, which the server refuses as too long (its two samples)."""
+    if "What is 3 +" in body["messages"][-1]["content"]:
+        return 400, "the prompt is 900 tokens; the model has a context of 512 tokens"
+    return solve_sum(body)
+
+
 def test_refused_request_is_recorded_as_a_wrong_answer_and_not_retried(tmp_path: Path) -> None:
     registry = mini_benchmark(tmp_path, items=5, samples=2)
-
-    def refuse_one(body: dict[str, Any]) -> list[str] | tuple[int, str]:
-        if "What is 3 +" in body["messages"][-1]["content"]:
-            return 400, "the prompt is 900 tokens; the model has a context of 512 tokens"
-        return solve_sum(body)
-
     with FakeOpenAI(refuse_one) as server:
         result = run_eval(
             eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), tmp_path
@@ -107,12 +108,6 @@ def test_progress_goes_out_as_ray_metrics_and_the_gauge_ends_at_the_reports_pass
     tmp_path: Path, ray_metrics_calls: list
 ) -> None:
     registry = mini_benchmark(tmp_path, items=5, samples=2)
-
-    def refuse_one(body: dict[str, Any]) -> list[str] | tuple[int, str]:
-        if "What is 3 +" in body["messages"][-1]["content"]:
-            return 400, "the prompt is too long"
-        return solve_sum(body)
-
     with FakeOpenAI(refuse_one) as server:
         result = run_eval(
             eval_config(None, registry_file=registry), EvalRequest(server.url, ["mini"], "fake"), tmp_path
