@@ -59,6 +59,7 @@ VALUE_OPTIONS = {
     "--root",
     "--cache-dir",
     "--timeout",
+    "--log",
 }
 PROJECT_SPEC = re.compile(r"^\.(?:\[(?P<extras>[^\]]*)\])?$")
 
