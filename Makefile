@@ -15,9 +15,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing limo-ray ($(PROFILE) profile) into $(VENV): a few minutes; pip's output goes to $(INSTALL_LOG)"
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@# pip lists hundreds of packages: quiet here (its warnings and errors still show), everything in the log.
-	@$(BIN)/python -m pip install --quiet --log $(INSTALL_LOG) --progress-bar off -c $(CONSTRAINTS) -e '.[$(PROFILE),dev]'
+	@$(BIN)/python -m pip install --quiet --upgrade pip > /dev/null 2>&1 || $(BIN)/python -m pip --version
+	@# pip lists hundreds of packages (and may warn about each index it cannot read): all of it goes to the log,
+	@# and a failure shows the log's end here.
+	@$(BIN)/python -m pip install --log $(INSTALL_LOG) --progress-bar off -c $(CONSTRAINTS) -e '.[$(PROFILE),dev]' > /dev/null 2>&1 || { tail -n 40 $(INSTALL_LOG); echo "pip install failed: the whole log is $(INSTALL_LOG)"; exit 1; }
 ifeq ($(PROFILE),cpu)
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds: they break transformers' Qwen2 import and vLLM start.
 	@$(BIN)/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
@@ -26,8 +27,8 @@ ifeq ($(PROFILE),gpu)
 	@# flash-attn: PyPI has only its source, and its build imports torch, so it is built against the torch just
 	@# installed, outside pip's build isolation. Its version is pinned in constraints-gpu.txt.
 	@echo "building flash-attn against the installed torch (long); pip's output goes to $(INSTALL_LOG)"
-	@$(BIN)/python -m pip install --quiet --log $(INSTALL_LOG) --progress-bar off -c $(CONSTRAINTS) packaging psutil ninja wheel setuptools
-	@$(BIN)/python -m pip install --quiet --log $(INSTALL_LOG) --progress-bar off --no-build-isolation -c $(CONSTRAINTS) flash-attn
+	@$(BIN)/python -m pip install --log $(INSTALL_LOG) --progress-bar off -c $(CONSTRAINTS) packaging psutil ninja wheel setuptools > /dev/null 2>&1 || { tail -n 40 $(INSTALL_LOG); exit 1; }
+	@$(BIN)/python -m pip install --log $(INSTALL_LOG) --progress-bar off --no-build-isolation -c $(CONSTRAINTS) flash-attn > /dev/null 2>&1 || { tail -n 40 $(INSTALL_LOG); echo "flash-attn failed to build: the whole log is $(INSTALL_LOG)"; exit 1; }
 endif
 	@touch $(STAMP)
 	@echo "installed limo-ray ($(PROFILE) profile) into $(VENV)"

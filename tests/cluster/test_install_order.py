@@ -75,16 +75,28 @@ class PipInstall:
     no_build_isolation: bool = False
 
 
+REDIRECTIONS = {">", ">>", "<", ">&", "&>", "<&", ">|"}
+
+
 def _segments(command: str) -> list[list[str]]:
-    """A shell command line split into simple commands (at `&&`, `||`, `;`, `|`), each as words."""
+    """A shell command line split into simple commands (at `&&`, `||`, `;`, `|`), each as words; redirections
+    (`> /dev/null`, `2>&1`) are not words of the command."""
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
+    tokens = list(lexer)
     segments: list[list[str]] = [[]]
-    for token in lexer:
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
         if token in ("&&", "||", ";", "|", "&"):
             segments.append([])
+        elif token in REDIRECTIONS:
+            if segments[-1] and segments[-1][-1].isdigit():  # the file descriptor of `2>&1`
+                segments[-1].pop()
+            i += 1  # and its target
         else:
             segments[-1].append(token)
+        i += 1
     return [s for s in segments if s]
 
 
@@ -261,7 +273,9 @@ def test_flash_attn_is_pinned_in_one_place() -> None:
     assert len(pins) == 1, pins
     others = [DOCKERFILE, REPO / "Makefile", REPO / "pyproject.toml", *RAY_UP_CONFIGS]
     for path in others:
-        assert not re.search(r"flash[-_]attn\s*[=<>~!]", path.read_text()), f"{path.name} pins flash-attn again"
+        # A pin is a version operator and a version (`flash-attn>=2.6`), not a shell redirection after the name.
+        pin = r"flash[-_]attn\s*(?:===?|>=|<=|~=|!=|<|>)\s*\d"
+        assert not re.search(pin, path.read_text()), f"{path.name} pins flash-attn again"
 
 
 # ----------------------------------------------------------------------------------------------- the checks can fail
