@@ -59,6 +59,15 @@ def replica_placement(
     return ReplicaPlacement(bundles, "PACK", -(-size // gpus_per_node))
 
 
+def actor_options(spec: EngineSpec, node_resources: Mapping[str, float] | None, grouped: bool) -> dict[str, Any]:
+    """Ray options for the actor holding one replica of `spec` (an engine actor, a Serve replica): its CPUs and
+    GPUs, and the custom `node_resources` unless a placement group (`grouped`) already holds them in its bundles."""
+    options = dict(spec.actor_options())
+    if node_resources and not grouped:
+        options["resources"] = dict(node_resources)
+    return options
+
+
 def check_layout(spec: EngineSpec, cluster: ClusterConfig) -> None:
     """Refuse an engine the cluster's shape can never hold: more GPUs than it has, or a TP group split by nodes."""
     if spec.device != "cuda":

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from limo_ray.engine.actor import BATCHES_IN_FLIGHT, EngineActor
-from limo_ray.engine.placement import release, replica_placement, reserve
+from limo_ray.engine.placement import actor_options, release, replica_placement, reserve
 from limo_ray.engine.spec import EngineSpec
 from limo_ray.errors import LimoError
 
@@ -82,11 +82,10 @@ class EnginePool:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         # Threads for the batches in flight, plus the small calls (ready, pid) that must not wait behind them.
-        options: dict[str, Any] = {**self.spec.actor_options(), "max_concurrency": IN_FLIGHT_PER_ACTOR + 2}
+        grouped = self.spec.device == "cuda"  # every GPU engine gets a group of its own, a CPU one none
+        options = {**actor_options(self.spec, self.node_resources, grouped), "max_concurrency": IN_FLIGHT_PER_ACTOR + 2}
         group = None
-        if self.spec.device == "cpu" and self.node_resources:
-            options["resources"] = dict(self.node_resources)
-        if self.spec.device == "cuda":
+        if grouped:
             group = reserve(
                 self.placement.bundles,
                 self.placement.strategy,

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from limo_ray.config import RunConfig, ServeConfig, ServeReplicaConfig, StrictModel
-from limo_ray.engine.placement import replica_placement
+from limo_ray.engine.placement import actor_options, replica_placement
 from limo_ray.engine.spec import Device, EngineSpec, device_for, spec_from_model_config
 from limo_ray.errors import LimoError, one_line
 
@@ -102,19 +102,11 @@ def build_app(args: Mapping[str, Any]) -> Any:
     ).bind(handles, cards, parsed.api_key_sha256, parsed.api_key_env, parsed.retry_after_s)
 
 
-def replica_actor_options(spec: EngineSpec, node_resources: Mapping[str, float]) -> dict[str, Any]:
-    """The replica actor's own resources; the custom ones go on it only when no placement group holds them."""
-    options = dict(spec.actor_options())
-    if node_resources and not spec.needs_placement_group():
-        options["resources"] = dict(node_resources)
-    return options
-
-
 def model_deployment_options(spec: EngineSpec, name: str, args: AppArgs) -> dict[str, Any]:
     """Serve options for one model's deployment: the engine's resources, queue bound and scaling."""
     options: dict[str, Any] = {
         "name": deployment_name(name),
-        "ray_actor_options": replica_actor_options(spec, args.node_resources),
+        "ray_actor_options": actor_options(spec, args.node_resources, grouped=spec.needs_placement_group()),
         "max_ongoing_requests": args.max_ongoing_requests,
         # Past this many waiting (per proxy or router), a request is refused at once: 503 + Retry-After. Serve
         # takes no 0 (and -1 would mean unbounded, which we never want): 1 is the smallest bound.

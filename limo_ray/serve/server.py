@@ -18,7 +18,7 @@ from limo_ray.config import RunConfig
 from limo_ray.engine.placement import describe_bundles, free_resources, replica_placement, wait_until
 from limo_ray.engine.spec import Device, EngineSpec
 from limo_ray.errors import LimoError
-from limo_ray.serve.app import DEFAULT_APP_NAME, AppArgs, app_args, build_app, engine_specs, replica_actor_options
+from limo_ray.serve.app import DEFAULT_APP_NAME, AppArgs, app_args, build_app, engine_specs
 
 
 @dataclass
@@ -155,10 +155,9 @@ def deploy_and_wait(
         parsed = AppArgs.model_validate(dict(args))
         asks = []
         for name, spec in specs.items():
+            # A replica without a group asks for the same resources as its one bundle.
             placement = replica_placement(spec, parsed.gpus_per_node, parsed.node_resources)
-            alone = replica_actor_options(spec, parsed.node_resources)
-            bundles = placement.bundles if spec.needs_placement_group() else ({**alone.pop("resources", {}), **alone},)
-            asks.append(f"{name}: {max(parsed.min_replicas, 1)} x [{describe_bundles(bundles)}]")
+            asks.append(f"{name}: {max(parsed.min_replicas, 1)} x [{describe_bundles(placement.bundles)}]")
         with contextlib.suppress(Exception):
             serve.delete(app_name)
         raise LimoError(
