@@ -329,8 +329,8 @@ class LocalCluster:
     ) -> None:
         self.node_resources, self.cpus_per_node = list(node_resources), cpus_per_node
         self.object_store = object_store_mib * 2**20
-        self.nodes_ever: set[str] = set()
-        self.resources_of: dict[str, dict[str, float]] = {}  # node id -> the custom resources it declared
+        # Every node ever added (lost ones included) -> the custom resources it declared.
+        self.resources_of: dict[str, dict[str, float]] = {}
         self.cluster: Any = None
 
     def __enter__(self) -> LocalCluster:
@@ -375,7 +375,6 @@ class LocalCluster:
         node = self.cluster.add_node(
             num_cpus=self.cpus_per_node, object_store_memory=self.object_store, resources=dict(resources)
         )
-        self.nodes_ever.add(node.node_id)
         self.resources_of[node.node_id] = dict(resources)
 
     def nodes_with(self, resource: str) -> set[str]:

@@ -129,7 +129,6 @@ class Faults:
 
     run_dir: Path
     losses: list[NodeLoss] = field(default_factory=list)
-    nodes_ever: set[str] = field(default_factory=set)
     engine_pool: set[str] = field(default_factory=set)  # every node that declared engine_node, lost ones included
     train_pool: set[str] = field(default_factory=set)
     seconds: float = 0.0
@@ -227,7 +226,6 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
         finally:
             if job.process is not None and job.process.poll() is None:
                 os.killpg(job.process.pid, signal.SIGKILL)
-            seen.nodes_ever = set(cluster.nodes_ever)
             seen.engine_pool, seen.train_pool = cluster.nodes_with("engine_node"), cluster.nodes_with("train_node")
     seen.seconds = time.monotonic() - began
     yield seen
