@@ -2,7 +2,11 @@
 
 Workload (issue 7): chat requests (system prompt + a toy problem each) at a concurrency of 64, n=4, 64 new tokens
 (`ignore_eos`), temperature 1.0; the weak toy model (or `--model FOLDER`), bf16, eager, the project's EngineSpec.
-(a) HTTP through the Serve app (`limo_ray.serve.run_server`), with the official `openai` async client;
+(a) HTTP through the Serve app (`limo_ray.serve.run_server`, as `limo serve` starts it) from a plain HTTP load
+generator (aiohttp: the request's JSON out, the usage read back; what vLLM's own serving benchmark does);
+(a') the same with the official `openai` async client, whose own CPU (its request transforms, httpx's
+connection-pool bookkeeping) is about 5x the plain client's and runs on the same 2 cores as the engine here,
+while a real deployment's clients run elsewhere: printed beside the ratio, not in it;
 (b) the same requests straight into an `AsyncLLM` built from the same `EngineSpec`, in this process, prompts
 templated and tokenised exactly as the server does, its engine core given the compute threads the replica's gets
 (Ray sets `OMP_NUM_THREADS` to the CPUs a replica reserves: 1 on CPU); (b') the same bare engine left to vLLM's
@@ -16,11 +20,12 @@ Two load shapes, the same on every side:
   2026-12-02). All 64 answers finish together, so the HTTP work before and after the engine's run cannot overlap
   it: a figure of the per-burst overhead more than of throughput. Printed too, on the line before the ratio.
 All stay up for the whole run (an idle engine costs no CPU): one warm-up round each, then >= 5 interleaved pairs
-(a b b' for each shape), each round timed from the first request sent to the last answer. Each round also reads
+(a a' b b' for each shape), each round timed from the first request sent to the last answer. Each round also reads
 the CPU seconds every process of the run spent (client, proxy, replica, engine cores; from the OS: what each
 computed, whatever else the machine runs), which says where the Serve path's time goes. Prints the median
 tokens/s of each side and shape, the CPU seconds per 1,000 tokens of each process group, the ratios against (b'),
-the burst ratio, and last the ratio: the median of the per-pair sustained serve/(b) ratios.
+the openai-client ratios (a')/(b), the burst ratio, and last the ratio: the median of the per-pair sustained
+(a)/(b) ratios.
 
 `--server ray-serve-llm` measures `ray.serve.llm` (`build_openai_app`) in place of our app, with the same CPU
 settings (one {"CPU": 1} bundle, num_cpus=0 on replica and ingress): the figures behind the choice of our own
@@ -215,7 +220,40 @@ def timed(groups: dict[int, str]) -> Any:
 # ----------------------------------------------------------------------------------------------- (a) Serve over HTTP
 
 
-class ServeClient:
+class HttpClient:
+    """The load generator of the ratio: a chat request's JSON posted, the answer's usage read back."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = f"{base_url}/chat/completions"
+        self.session: Any = None
+
+    async def one(self, messages: list[dict[str, str]]) -> int:
+        import aiohttp
+
+        if self.session is None:  # made inside the running event loop, as aiohttp requires
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        body = {
+            "model": MODEL_NAME,
+            "messages": messages,
+            "n": SAMPLES,
+            "temperature": TEMPERATURE,
+            "max_tokens": NEW_TOKENS,
+            "ignore_eos": True,
+        }
+        async with self.session.post(self.url, json=body) as response:
+            answer = await response.json()
+        assert response.status == 200, answer
+        assert len(answer["choices"]) == SAMPLES, f"expected {SAMPLES} choices, got {len(answer['choices'])}"
+        return answer["usage"]["completion_tokens"]
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+class SdkClient:
+    """The official `openai` async client."""
+
     def __init__(self, base_url: str) -> None:
         import httpx
         import openai
@@ -247,6 +285,7 @@ def start_limo(model: str, port: int) -> tuple[Any, float]:
     from limo_ray.serve import run_server
 
     config = load_config("tiny", ["serve.api_key_env=null"])
+    # As `limo serve` runs it: the replicas' logs (an access line per request) stay in Ray's files.
     handle = run_server(config, {MODEL_NAME: model}, host="127.0.0.1", port=port)
     return handle, handle.startup_s
 
@@ -260,7 +299,7 @@ def start_ray_serve_llm(spec: Any, port: int) -> tuple[Any, float]:
     from limo_ray.serve.model_server import async_engine_kwargs
 
     started = time.monotonic()
-    init_ray(ClusterConfig())
+    init_ray(ClusterConfig(), log_to_driver=False)  # as start_limo: replica logs stay in Ray's files
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     engine_kwargs = {k: v for k, v in async_engine_kwargs(spec).items() if k != "model"}
     llm_config = LLMConfig(
@@ -286,7 +325,7 @@ def start_ray_serve_llm(spec: Any, port: int) -> tuple[Any, float]:
     return Stop(), time.monotonic() - started
 
 
-SIDES = ("serve", "bare", "bare-every-core")
+SIDES = ("serve", "serve-openai-client", "bare", "bare-every-core")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -305,9 +344,12 @@ async def run(args: argparse.Namespace) -> None:
         replica_threads = max(1, int(spec.actor_options()["num_cpus"]))
         bare = {"bare": BareEngine(spec, replica_threads), "bare-every-core": BareEngine(spec, None)}
         print(f"bare AsyncLLMs ready in {bare['bare'].ready_s:.1f} s and {bare['bare-every-core'].ready_s:.1f} s")
-        client = ServeClient(f"http://127.0.0.1:{port}/v1")
-        ones: dict[str, One] = {"serve": client.one, "bare": bare["bare"].one}
-        ones["bare-every-core"] = bare["bare-every-core"].one
+        client = HttpClient(f"http://127.0.0.1:{port}/v1")
+        ones: dict[str, One] = {
+            "serve": client.one,
+            "serve-openai-client": SdkClient(f"http://127.0.0.1:{port}/v1").one,
+        }
+        ones |= {"bare": bare["bare"].one, "bare-every-core": bare["bare-every-core"].one}
         for side in SIDES:  # warm-up
             await burst(ones[side], chats)
         measure = timed(process_groups(bare))
@@ -319,12 +361,14 @@ async def run(args: argparse.Namespace) -> None:
                     rate, per_group = await measure(load(ones[side], chats))
                     rates[shape, side].append(rate)
                     cpu[shape, side].append(per_group)
-                s, b, e = (rates[shape, side][-1] for side in SIDES)
+                s, o, b, e = (rates[shape, side][-1] for side in SIDES)
                 print(
-                    f"pair {pair + 1} {shape}: serve {s:,.0f} tok/s, bare ({replica_threads} thread) {b:,.0f} tok/s, "
-                    f"bare (every core) {e:,.0f} tok/s; ratio {s / b:.3f} (against every core: {s / e:.3f})",
+                    f"pair {pair + 1} {shape}: serve {s:,.0f} tok/s (openai client {o:,.0f}), bare "
+                    f"({replica_threads} thread) {b:,.0f} tok/s, bare (every core) {e:,.0f} tok/s; ratio {s / b:.3f} "
+                    f"(openai client: {o / b:.3f}; against every core: {s / e:.3f})",
                     flush=True,
                 )
+        await client.close()
     finally:
         for engine in bare.values():
             engine.shutdown()
@@ -342,18 +386,24 @@ async def run(args: argparse.Namespace) -> None:
             f"{sum(spent.values()):.3f} ({shown})"
         )
 
-    def ratios(shape: str, against: str) -> str:
-        values = [s / b for s, b in zip(rates[shape, "serve"], rates[shape, against], strict=True)]
+    def ratios(shape: str, against: str, side: str = "serve") -> str:
+        values = [s / b for s, b in zip(rates[shape, side], rates[shape, against], strict=True)]
         return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
 
     for shape in SHAPES:
         print(
             f"{shape}: serve/bare-engine ratio against a bare engine on every core: {ratios(shape, 'bare-every-core')}"
         )
+    for shape in SHAPES:
+        print(
+            f"{shape}, openai client (not the ratio: the client's CPU shares the engine's cores here): "
+            f"serve/bare-engine ratio: {ratios(shape, 'bare', 'serve-openai-client')}"
+        )
     print(
         f"burst ({REQUESTS} sent at once, the shape before 2026-12-02): serve/bare-engine ratio: "
         f"{ratios('burst', 'bare')}"
     )
+    print(f"sustained: serve/bare-engine ratio (median, min..max): {ratios('sustained', 'bare')}")
     print(f"serve/bare-engine tokens-per-second ratio: {ratios('sustained', 'bare').split()[0]}")
 
 

@@ -1,11 +1,15 @@
-"""`limo eval --checkpoint` composes serve + evaluate: starts a Serve app, evaluates, stops it, writes the report."""
+"""`limo eval --checkpoint` composes serve + evaluate: starts a Serve app, evaluates, stops it, writes the report.
+`limo serve` as a user runs it: the dashboard and the logs named, access lines in Ray's files, Ctrl-C stops it."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,8 +60,6 @@ def test_eval_checkpoint_serves_evaluates_and_reports(tmp_path: Path, shared_dat
     assert len((run_dir / "eval" / "samples.jsonl").read_text().splitlines()) == len(samples)
 
     # New weights under the same name (a retrained checkpoint) are not the cached answers' model.
-    import os
-
     from limo_ray.config import load_config
     from limo_ray.evaluate import unanswered
     from limo_ray.run import checkpoint_identity
@@ -68,3 +70,50 @@ def test_eval_checkpoint_serves_evaluates_and_reports(tmp_path: Path, shared_dat
     weights = model / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))
     assert unanswered(config, run_dir, {"tiny": checkpoint_identity("tiny", str(model))}, ["aime24"]) == 30 * 4
+
+
+def test_limo_serve_names_the_dashboard_and_logs_keeps_access_lines_off_the_console_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    import openai
+
+    model = build_tiny_checkpoint(tmp_path / "tiny")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    args = ["serve", "--config", "tiny", "--checkpoint", f"tiny={model}", "--set", f"serve.port={port}"]
+    args += ["--set", "serve.api_key_env=null"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        server = subprocess.Popen([sys.executable, "-m", "limo_ray.cli", *args], stdout=out, stderr=err, env=env)
+    try:
+        deadline = time.monotonic() + 600
+        while "serving tiny at" not in out_path.read_text() and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+        console = out_path.read_text()
+        assert "serving tiny at" in console, console[-3000:] + err_path.read_text()[-3000:]
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        for _ in range(3):
+            reply = client.chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "1+1?"}], max_tokens=4
+            )
+            assert reply.choices[0].message.content is not None
+        time.sleep(3)  # what Ray's log monitor would stream to the driver has had time to arrive
+        lines = out_path.read_text().splitlines()
+        assert lines[0].startswith("Ray dashboard: http://127.0.0.1:") and "started by this command" in lines[0]
+        assert lines[1].startswith("Grafana: ")
+        assert lines[2].startswith("Logs: ") and lines[2].endswith("--verbose streams them here)")
+        logs = Path(lines[2].removeprefix("Logs: ").split("/ (")[0])
+        assert lines[3].startswith(f"serving tiny at http://127.0.0.1:{port}/v1 (ready in ")
+        console = out_path.read_text() + err_path.read_text()
+        assert "POST /v1/chat/completions" not in console
+        access = [f for f in (logs / "serve").glob("*.log") if "POST /v1/chat/completions 200" in f.read_text()]
+        assert access, f"no access line in {logs / 'serve'}"
+
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=120) == 0, err_path.read_text()[-3000:]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

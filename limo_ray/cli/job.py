@@ -163,6 +163,9 @@ def serve_command(
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the `serve build`-format config (RayService) and exit.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Stream Ray's and vLLM's logs here (else Ray's log files only).")
+    ] = False,
 ) -> None:
     """Serve checkpoints behind an OpenAI-compatible endpoint (/v1/models, /v1/completions, /v1/chat/completions).
 
@@ -174,6 +177,8 @@ def serve_command(
     """
     import yaml
 
+    from limo_ray.console.job import serve_lines
+    from limo_ray.engine.ray_session import start_job_ray
     from limo_ray.serve import run_server, serve_config
 
     loaded = load(config, overrides)
@@ -182,7 +187,10 @@ def serve_command(
     if print_config:
         typer.echo(yaml.safe_dump(serve_config(resolved, checkpoints), sort_keys=False), nl=False)
         return
-    handle = run_server(resolved, checkpoints, host=host, port=port)
+    session = start_job_ray(resolved.cluster, verbose)
+    for line in serve_lines(session, verbose):
+        typer.echo(line)
+    handle = run_server(resolved, checkpoints, host=host, port=port, stream_worker_logs=verbose)
     typer.echo(
         f"serving {', '.join(handle.models)} at {handle.openai_base_url} (ready in {handle.startup_s:.0f}s); "
         "Ctrl-C stops"

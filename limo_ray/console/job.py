@@ -144,12 +144,27 @@ def submit_lines(address: str, run_dir: Path | None) -> list[str]:
     ]
 
 
-def _header(session: RaySession, logs: Path, verbose: bool) -> list[str]:
+def serve_lines(session: RaySession, verbose: bool) -> list[str]:
+    """What `limo serve` says before the app starts: the dashboard, Grafana, and where the replicas' logs are."""
+    output = "streamed here" if verbose else "--verbose streams them here"
+    where = _short(session.logs_dir) + "/" if session.logs_dir is not None else "on the cluster's nodes (the dashboard)"
+    return [
+        _dashboard_line(session),
+        grafana_line(),
+        f"Logs: {where} (Serve's access lines in serve/, vLLM's engine logs in the workers' files; {output})",
+    ]
+
+
+def _dashboard_line(session: RaySession) -> str:
     where = "a local Ray started by this command" if session.started else f"the cluster at {session.address}"
     metrics = f"; metrics: http://{session.metrics_address}/metrics" if session.metrics_address else ""
+    return f"Ray dashboard: {session.dashboard_url or 'off'} ({where}){metrics}"
+
+
+def _header(session: RaySession, logs: Path, verbose: bool) -> list[str]:
     output = "streamed here" if verbose else "--verbose streams it here"
     return [
-        f"Ray dashboard: {session.dashboard_url or 'off'} ({where}){metrics}",
+        _dashboard_line(session),
         grafana_line(),
         f"Logs: {_short(logs)}/ (Ray and vLLM output; {output}); where it stands: `limo status {_short(logs.parent)}`",
     ]

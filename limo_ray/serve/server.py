@@ -76,6 +76,7 @@ def run_server(
     app_name: str = DEFAULT_APP_NAME,
     retry_after_s: int | None = None,
     route_prefix: str = "/",
+    stream_worker_logs: bool = False,
 ) -> ServerHandle:
     """Start (or join) Ray, start Serve on host:port, deploy the app and wait until it answers.
 
@@ -83,6 +84,10 @@ def run_server(
     makes. `host`/`port` take effect when this call starts Serve; joining a running Serve instance keeps its HTTP
     options (then give another `app_name` and `route_prefix`). With `blocking`, waits for Ctrl-C and shuts down
     before returning. The API key, if the variable named by `serve.api_key_env` is set, travels as its digest.
+
+    A Ray this call starts keeps its workers' output (Serve's access lines, vLLM's engine logs) in its session
+    log files unless `stream_worker_logs`: shipping every access line to this process costs CPU beside the engine
+    (bench/RESULTS.md) and floods a console. A Ray already running keeps its own setting.
     """
     import ray
     from ray import serve
@@ -100,7 +105,7 @@ def run_server(
     args = app_args(config.serve, specs, retry_after_s, digest, cluster.gpus_per_node, cluster.node_resources.serve)
 
     started = time.monotonic()
-    ray_started = init_ray(config.cluster)["started"]
+    ray_started = init_ray(config.cluster, log_to_driver=stream_worker_logs)["started"]
     serve_was_running = _serve_running()
     try:
         serve.start(http_options={"host": host, "port": port})
