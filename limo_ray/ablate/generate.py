@@ -92,7 +92,10 @@ def generate(
 
     `run_dir` is the run folder whose curation (and earlier studies) hold attempts to reuse."""
     ordered = sorted(problems, key=lambda p: p.id)
-    key = settings_key({"problems": [p.id for p in ordered], "stages": [[s.name, s.settings()] for s in stages]})
+    # "scoring" names a change of what a folder's quality stage scores (since it reads chains/drawn.json, the
+    # chains of its own settings, not every chain copied in): folders scored before it are not reused.
+    stage_settings = [[s.name, s.settings()] for s in stages]
+    key = settings_key({"problems": [p.id for p in ordered], "stages": stage_settings, "scoring": "drawn-chains"})
     folder = study_dir / GENERATE_DIR / f"{what}-{key}"
     picked = folder / PICKED_FILE
     if not picked.is_file():

@@ -1,15 +1,20 @@
 """chains: each chain model writes `per_model` reasoning chains per problem; each chain is graded.
 
 Problems with at least one correct chain go on; the chains themselves stay in the generation cache
-(`curate/chains/generations/<model>/`), which the quality stage reads. Resumable like the filters: a chain
+(`curate/chains/generations/<model>/`), and `curate/chains/drawn.json` lists, per model, the cache keys of the
+chains these settings ask for: the quality stage scores those and no others. A cache can hold more (a study's
+generation folder is filled with every attempt other studies drew for its problems, some with more chains per
+problem), and what is scored must depend on this stage's settings alone. Resumable like the filters: a chain
 already drawn is never drawn again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from limo_ray.config import SamplingConfig
 from limo_ray.curate.context import CurateContext
@@ -19,19 +24,37 @@ from limo_ray.curate.sampling import attempt_keys, build_prompts, log_requests, 
 from limo_ray.curate.stage import Decision, SideFile, Stage, StageResult
 from limo_ray.engine import EngineSpec
 from limo_ray.records import Problem
+from limo_ray.runfolder import write_json_atomic
 
-# One generation cache per chain model under it: what the quality stage scores.
+# One generation cache per chain model under it, and the keys of the chains the stage's settings ask for: what the
+# quality stage scores. drawn.json is optional to readers: a chains stage completed before it existed has none.
 CHAIN_GENERATIONS = SideFile("chains", "generations")
+DRAWN_CHAINS = SideFile("chains", "drawn.json", optional=True)
 
 
 def chain_store(curate_dir: Path, model: str) -> GenerationStore:
     return GenerationStore(CHAIN_GENERATIONS.path(curate_dir) / model)
 
 
+def write_drawn_chains(curate_dir: Path, keys: Mapping[str, Sequence[str]]) -> None:
+    write_json_atomic(DRAWN_CHAINS.path(curate_dir), {model: list(k) for model, k in keys.items()})
+
+
+def drawn_chain_rows(curate_dir: Path, model: str) -> list[dict[str, Any]]:
+    """The cached chains of `model` that the chains stage's settings asked for (every cached one, for a chains
+    stage completed before drawn.json was written)."""
+    store = chain_store(curate_dir, model)
+    path = DRAWN_CHAINS.path(curate_dir)
+    if not path.is_file():
+        return list(store.rows.values())
+    keys = json.loads(path.read_text(encoding="utf-8")).get(model, [])
+    return [row for key in keys if (row := store.get(key)) is not None]
+
+
 @dataclass(frozen=True)
 class Chains(Stage):
     name = "chains"
-    writes = (CHAIN_GENERATIONS,)
+    writes = (CHAIN_GENERATIONS, DRAWN_CHAINS)
     engines: tuple[EngineSpec, ...]  # one per chain model, in the config's order
     per_model: int
     sampling: SamplingConfig
@@ -49,11 +72,13 @@ class Chains(Stage):
         per_problem: dict[str, dict[str, dict[str, int]]] = {p.id: {} for p in problems}
         tokens = 0
         timings: list[dict[str, object]] = []
+        asked: dict[str, list[str]] = {}  # per model, the keys of every chain these settings ask for
         for spec in self.engines:
             model = spec.name
             store = chain_store(ctx.curate_dir, model)
             prompts = build_prompts(spec, problems)
             keys = attempt_keys(spec, sampling, prompts, self.per_model)
+            asked[model] = [key for p in problems for key in keys[p.id]]
             requests = []
             for p in problems:
                 missing = [i for i, key in enumerate(keys[p.id]) if key not in store]
@@ -73,6 +98,7 @@ class Chains(Stage):
                     "drawn": sum(a is not None for a in drawn),
                     "correct": sum(bool(a and a["correct"]) for a in drawn),
                 }
+        write_drawn_chains(ctx.curate_dir, asked)
         kept, decisions = [], []
         for p in problems:
             facts = {"models": per_problem[p.id]}

@@ -1,4 +1,4 @@
-"""quality: score every correct chain with the rule scorer.
+"""quality: score every correct chain the chains stage asked for (`curate/chains/drawn.json`) with the rule scorer.
 
 Writes `curate/quality/chains.parquet`: one row per correct chain with its score, level L1-L5 and features.
 """
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from limo_ray.config import QualityConfig
-from limo_ray.curate.chains import CHAIN_GENERATIONS, chain_store
+from limo_ray.curate.chains import CHAIN_GENERATIONS, DRAWN_CHAINS, drawn_chain_rows
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.quality import score_chain
 from limo_ray.curate.stage import Decision, SideFile, Stage, StageResult
@@ -46,7 +46,7 @@ def read_scored_chains(curate_dir: Path) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class Quality(Stage):
     name = "quality"
-    reads = (CHAIN_GENERATIONS,)
+    reads = (CHAIN_GENERATIONS, DRAWN_CHAINS)
     writes = (SCORED_CHAINS,)
     quality: QualityConfig
     models: tuple[str, ...]  # the chain models whose chains are scored
@@ -56,7 +56,7 @@ class Quality(Stage):
         wanted = {p.id for p in problems}
         scored: list[dict[str, Any]] = []
         for model in self.models:
-            for row in chain_store(ctx.curate_dir, model).rows.values():
+            for row in drawn_chain_rows(ctx.curate_dir, model):
                 if row["problem_id"] not in wanted or not row["correct"] or row["error"]:
                     continue
                 quality = score_chain(row["response"], settings.weights, settings.reference_length)

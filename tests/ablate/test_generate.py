@@ -55,3 +55,27 @@ def test_each_picked_problem_set_gets_its_own_generation_folder(tmp_path: Path) 
     assert [p.id for p in read_problems(first / "picked" / "problems.parquet")] == sorted(p.id for p in problems[:8])
     manifest = Manifest.read(first / "picked")
     assert manifest is not None and manifest.complete and manifest.rows_out == 8
+
+
+def test_the_quality_stage_scores_the_chains_its_chains_stage_asked_for_not_every_chain_copied_in(
+    tmp_path: Path,
+) -> None:
+    """A study's folder is filled with every chain other studies drew for its problems (the quality study draws
+    more per problem); what it scores, and so its arms, must not depend on which studies ran before it."""
+    from limo_ray.curate.chains import chain_store, write_drawn_chains
+    from limo_ray.curate.context import CurateContext
+    from limo_ray.curate.quality_stage import Quality, read_scored_chains
+
+    config = load_config("tiny")
+    (problem,) = toy_problem_pool(1, seed=3)
+    ctx = CurateContext(run_dir=tmp_path / "run", log=lambda line: None)
+    rows = [{**attempt(f"k{i}", problem.id, i), "correct": True} for i in range(8)]
+    chain_store(ctx.curate_dir, "strong").append(rows)
+    stage = Quality(config.curate.quality, ("strong",))
+
+    stage.run(ctx, [problem])  # no drawn.json: a chains stage completed before it existed; every cached chain
+    assert sorted(r["attempt_index"] for r in read_scored_chains(ctx.curate_dir)) == list(range(8))
+
+    write_drawn_chains(ctx.curate_dir, {"strong": ["k0", "k1", "k2", "k3"]})
+    stage.run(ctx, [problem])
+    assert sorted(r["attempt_index"] for r in read_scored_chains(ctx.curate_dir)) == [0, 1, 2, 3]

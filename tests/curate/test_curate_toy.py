@@ -12,11 +12,13 @@ import pytest
 
 from limo_ray.config import RunConfig, load_config
 from limo_ray.curate.cascade import BandRule, WeakRule, replay
+from limo_ray.curate.chains import DRAWN_CHAINS
 from limo_ray.curate.context import CurateContext
 from limo_ray.curate.ledger import read_ledger
 from limo_ray.curate.pipeline import STAGE_NAMES, curation_stages, run_curation
 from limo_ray.curate.quality_stage import read_scored_chains
 from limo_ray.grading import grade
+from limo_ray.runfolder import Manifest
 from limo_ray.toy.references import resolve_references
 
 pytestmark = pytest.mark.integration
@@ -159,6 +161,12 @@ def test_exported_chain_is_the_top_scoring_correct_chain(curated: CurateContext)
         assert chain["score"] == best_score[sample["id"]]
         several += sum(1 for r in scored if r["problem_id"] == sample["id"]) > 1
     assert several > 0
+    # What was scored is what the chains stage asked for: per model, `per_model` keys per problem it was given.
+    drawn = json.loads(DRAWN_CHAINS.path(curated.curate_dir).read_text())
+    chains_in = Manifest.read(curated.curate_dir / "chains").rows_in
+    assert {model: len(keys) for model, keys in drawn.items()} == {
+        model: chains_in * _config().curate.chains.per_model for model in _config().curate.chains.models
+    }
 
 
 def test_rerun_skips_every_complete_stage_and_draws_nothing(curated: CurateContext) -> None:
