@@ -20,12 +20,12 @@ Two load shapes, the same on every side:
   2026-12-02). All 64 answers finish together, so the HTTP work before and after the engine's run cannot overlap
   it: a figure of the per-burst overhead more than of throughput. Printed too, on the line before the ratio.
 All stay up for the whole run (an idle engine costs no CPU): one warm-up round each, then >= 5 interleaved pairs
-(a a' b b' for each shape), each round timed from the first request sent to the last answer. Each round also reads
-the CPU seconds every process of the run spent (client, proxy, replica, engine cores; from the OS: what each
-computed, whatever else the machine runs), which says where the Serve path's time goes. Prints the median
-tokens/s of each side and shape, the CPU seconds per 1,000 tokens of each process group, the ratios against (b'),
-the openai-client ratios (a')/(b), the burst ratio, and last the ratio: the median of the per-pair sustained
-(a)/(b) ratios.
+(a a' b b' for each shape; every other pair in reverse order), each round timed from the first request sent to
+the last answer. Each round also reads the CPU seconds every process of the run spent (client, proxy, replica,
+engine cores; from the OS: what each computed, whatever else the machine runs), which says where the Serve path's
+time goes. Prints the median tokens/s of each side and shape, the CPU seconds per 1,000 tokens of each process
+group, the ratios against (b'), the openai-client ratios (a')/(b), the burst ratio, and last the ratio: the
+median of the per-pair sustained (a)/(b) ratios.
 
 `--server ray-serve-llm` measures `ray.serve.llm` (`build_openai_app`) in place of our app, with the same CPU
 settings (one {"CPU": 1} bundle, num_cpus=0 on replica and ingress): the figures behind the choice of our own
@@ -357,7 +357,9 @@ async def run(args: argparse.Namespace) -> None:
         cpu: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in rates}
         for pair in range(args.pairs):
             for shape, load in SHAPES.items():
-                for side in SIDES:
+                # Every other pair runs the sides in reverse order, so a drift in this machine's speed during a
+                # pair does not always favour the side that runs first.
+                for side in SIDES if pair % 2 == 0 else tuple(reversed(SIDES)):
                     rate, per_group = await measure(load(ones[side], chats))
                     rates[shape, side].append(rate)
                     cpu[shape, side].append(per_group)
