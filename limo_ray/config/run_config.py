@@ -62,6 +62,11 @@ class ClusterConfig(StrictModel):
     # before it stops with one line naming what it lacks; an autoscaler adding a GPU node takes minutes.
     placement_timeout_s: float = Field(default=900.0, gt=0)
     node_resources: NodeResources = Field(default_factory=NodeResources)
+    # Ray Serve's HTTP ingress on each node. `haproxy`: Serve's HAProxy ingress (a C load balancer that hands
+    # each request to a replica answering HTTP itself, the mode Ray documents for high throughput); `proxy`:
+    # Serve's Python proxy actor, one extra process hop per request (bench/RESULTS.md, serve_throughput).
+    # Serve reads it when it starts, so it applies to a Serve this run starts (a RayService sets it on its pods).
+    serve_ingress: Literal["haproxy", "proxy"] = "haproxy"
 
 
 class ToyConfig(StrictModel):

@@ -14,13 +14,15 @@ same machine (bench/RESULTS.md, 2026-11-29).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
+import logging.handlers
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 from limo_ray.engine.spec import EngineSpec
@@ -63,6 +65,27 @@ async def openai_serving_state(engine: Any, engine_args: Any, chat_template: str
     return state
 
 
+@contextlib.contextmanager
+def serve_log_file_kept() -> Iterator[None]:
+    """Keep the replica's Serve log file through vLLM's start.
+
+    vLLM configures logging with `dictConfig` when first imported, and `dictConfig` closes every handler in the
+    process: the buffer that Serve writes the replica's log file through loses its file, and the replica's lines
+    (an access line per request among them, the only ones when HAProxy is the ingress) would reach its stderr
+    only. The buffer is given its file back."""
+    buffers = [
+        (handler, handler.target)
+        for handler in logging.getLogger("ray.serve").handlers
+        if isinstance(handler, logging.handlers.MemoryHandler)
+    ]
+    try:
+        yield
+    finally:
+        for handler, target in buffers:
+            if handler.target is None and target is not None:
+                handler.setTarget(target)
+
+
 class ModelServer:
     """Holds the engine. Called through a deployment handle by the router (several models), or in-process by
     `ModelIngress`, its HTTP-serving subclass (one model). Serve awaits the async constructor."""
@@ -71,13 +94,14 @@ class ModelServer:
         self.spec = spec_from_dict(spec)
         self.served_name = served_name
         os.environ.update(self.spec.env())  # read by the engine-core process vLLM spawns next
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
         started = time.monotonic()
-        engine_args = AsyncEngineArgs(**async_engine_kwargs(self.spec), served_model_name=[served_name])
-        self.engine = AsyncLLM.from_engine_args(engine_args)
-        state = await openai_serving_state(self.engine, engine_args, self.spec.chat_template)
+        with serve_log_file_kept():
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            engine_args = AsyncEngineArgs(**async_engine_kwargs(self.spec), served_model_name=[served_name])
+            self.engine = AsyncLLM.from_engine_args(engine_args)
+            state = await openai_serving_state(self.engine, engine_args, self.spec.chat_template)
         self.serving = {"chat": state.openai_serving_chat, "completion": state.openai_serving_completion}
         self.ready_s = time.monotonic() - started
         self.counts: Counter[str] = Counter(requests=0, errors=0, prompt_tokens=0, completion_tokens=0)

@@ -7,8 +7,8 @@ local Ray started with its dashboard, after swapping only what cannot run here: 
 checkpoint path -> a tiny random Qwen2, device cpu, TP 1, a short context), the model deployment's resources to
 what that CPU engine asks for (one CPU, no placement group), the runtime env's folders to temporary ones, and
 Serve's HTTP port to a free one. The API key reaches the replica as the Secret does in the pod: as an environment
-variable of the Ray processes. Then an override naming a deployment the app does not build (the `OpenAIIngress`
-the file used to carry) must be refused: DEPLOY_FAILED.
+variable of the Ray processes, and so do the pods' Serve settings (the HAProxy ingress). Then an override naming
+a deployment the app does not build (the `OpenAIIngress` the file used to carry) must be refused: DEPLOY_FAILED.
 """
 
 from __future__ import annotations
@@ -71,6 +71,13 @@ def cpu_serve_config(checkpoint: Path, scratch: Path, http_port: int) -> dict[st
     return config
 
 
+def pod_serve_env() -> dict[str, str]:
+    """The RayService pods' Serve settings: the head container's RAY_SERVE_* variables."""
+    manifest = yaml.safe_load(RAYSERVICE.read_text())
+    (head,) = manifest["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in head["env"] if e["name"].startswith("RAY_SERVE_")}
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A local Ray (2 CPUs) with its dashboard, the API key in its processes' environment; once per module.
@@ -84,6 +91,11 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LIMO_API_KEY", KEY)  # the pods get it from the limo-api-key Secret
         patch.setenv("HF_HUB_OFFLINE", "1")
+        for name, value in pod_serve_env().items():  # Serve's settings reach its processes as in the pod
+            patch.setenv(name, value)
+        # A stopping direct-ingress replica waits 30 s by default for every node's HAProxy to drop it; one
+        # local HAProxy is told at once.
+        patch.setenv("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
         patch.delenv("RAY_AUTH_MODE", raising=False)  # ray.init sets it in this process: undone afterwards
         ray.init(
             address="local",

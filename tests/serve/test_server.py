@@ -40,6 +40,25 @@ def test_binds_localhost_and_lists_the_model(tiny_server: TinyServer, client: op
     assert card.id == tiny_server.model and (card.model_extra or {})["max_model_len"] == tiny_server.max_model_len
 
 
+def test_the_default_ingress_is_haproxy_listening_on_the_apps_port(tiny_server: TinyServer) -> None:
+    """cluster.serve_ingress=haproxy (the default) reaches the Serve that run_server started: the app's port is
+    HAProxy's, not the Python proxy actor's, and the replica answers HTTP on a port of its own behind it."""
+    import psutil
+
+    port = int(tiny_server.url.rsplit(":", 1)[1])
+    listeners = {
+        c.laddr.port: c.pid for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.pid
+    }
+    assert port in listeners, f"nothing listens on {port}"
+    assert psutil.Process(listeners[port]).name() == "haproxy"
+    replicas = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "ServeReplica:limo:model-tiny" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert replicas and any(listeners.get(q) == replicas[0].pid for q in range(30000, 31000))
+
+
 def test_malformed_requests_get_4xx_with_a_message(tiny_server: TinyServer) -> None:
     headers = {"Authorization": f"Bearer {tiny_server.key}"}
     url = f"{tiny_server.url}/v1/chat/completions"
