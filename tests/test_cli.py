@@ -196,3 +196,23 @@ def test_curate_with_a_wrong_until_fails_in_one_line_before_building_anything(tm
         "strong_filter, balance, chains, quality, select, export)"
     ]
     assert not cache.exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.integration
+def test_curate_alone_keeps_ray_and_vllm_output_in_the_run_logs_as_limo_run_does(tmp_path: Path) -> None:
+    """`limo curate` through the weak filter (a vLLM engine actor on a local Ray): the console gets the header
+    and the stages' lines, nothing from Ray's or vLLM's loggers; their output is in RUN_DIR/logs/."""
+    run_dir = tmp_path / "run"
+    args = ["curate", "--config", "tiny", "--set", "toy.size=test", "--until", "weak_filter", "--run-dir", str(run_dir)]
+    done = subprocess.run([*LIMO, *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    ours = ("Ray dashboard: ", "Grafana: ", "Logs: ", "[curate] ", "curate: weak_filter complete")
+    assert [line for line in lines if not line.startswith(ours)] == []
+    assert lines[0].startswith("Ray dashboard: http") and f"`limo status {run_dir}`" in lines[2]
+    assert any(line.startswith("[curate] weak_filter: ") and " in -> " in line for line in lines)
+    logs = run_dir / "logs"
+    assert "[curate] weak_filter: " in (logs / "limo.log").read_text()
+    worker_output = "".join(p.read_text(errors="replace") for p in (logs / "ray").rglob("worker-*"))
+    assert "Initializing a V1 LLM engine" in worker_output  # the engine actor's vLLM log, kept in the run folder

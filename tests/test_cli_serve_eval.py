@@ -51,6 +51,9 @@ def test_eval_checkpoint_serves_evaluates_and_reports(tmp_path: Path, shared_dat
     samples = (run_dir / "eval" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 30 * 4  # the paper's decoding for AIME24: 4 samples at T=0.6
     assert "tiny: aime24" in out.stdout and (run_dir / "eval" / "report.md").is_file()
+    # The console is the header and eval's own lines; Ray's, Serve's and vLLM's output is in the run's logs.
+    ours = ("Ray dashboard: ", "Grafana: ", "Logs: ", "eval: ", "tiny: ", "report: ")
+    assert [line for line in out.stdout.splitlines() if not line.startswith(ours)] == [] and out.stderr == ""
 
     # The same command again: every answer is cached, so nothing is served and the report is the same.
     again = subprocess.run([sys.executable, "-m", "limo_ray.cli", *args], capture_output=True, text=True, timeout=900)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 import typer
 
 from limo_ray.ablate import STUDIES
 from limo_ray.cli.app import app
-from limo_ray.cli.options import ConfigOption, RunDirOption, SetOption, VerboseOption, load, resolve_entry, run_folder
-from limo_ray.runfolder import run_lock
+from limo_ray.cli.options import (
+    ConfigOption,
+    RunDirOption,
+    SetOption,
+    VerboseOption,
+    load,
+    resolve_entry,
+    run_folder,
+    step_console,
+)
 
 
 @app.command("ablate")
@@ -42,15 +49,12 @@ def ablate_command(
     --run-dir runs/demo`)
     """
     from limo_ray.ablate.study import check_study, check_until, run_study
-    from limo_ray.console import job_console
-    from limo_ray.engine.ray_session import start_job_ray
 
     check_study(study)
     check_until(until)
     resolved = resolve_entry(load(config, overrides))
     folder = run_folder(resolved, run_dir)
-    start_ray = partial(start_job_ray, resolved.cluster)
-    with run_lock(folder), job_console(folder, start_ray, verbose=verbose) as console:
+    with step_console(folder, resolved.cluster, verbose) as console:
         result = run_study(resolved, folder, study, repeats=repeats, until=until, log=console)
         console.note(f"arms: {len(result.arms)} datasets in {result.folder / 'arms'}")
         if result.summary is not None:

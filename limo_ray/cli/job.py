@@ -4,17 +4,24 @@ stands (status)."""
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from limo_ray.cli.app import app
-from limo_ray.cli.options import ConfigOption, RunDirOption, SetOption, VerboseOption, load, resolve_entry, run_folder
+from limo_ray.cli.options import (
+    ConfigOption,
+    RunDirOption,
+    SetOption,
+    VerboseOption,
+    load,
+    resolve_entry,
+    run_folder,
+    step_console,
+)
 from limo_ray.config import RunConfig
 from limo_ray.errors import LimoError
-from limo_ray.runfolder import run_lock
 
 CheckpointOption = Annotated[
     list[str] | None,
@@ -37,11 +44,13 @@ def curate_command(
     pool: Annotated[
         list[str] | None, typer.Option("--pool", help="Pool file/glob/URI, replaces curate.pool.sources (repeatable).")
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Curate a pool: ingest, dedup, decontaminate, weak/strong filters, balance, chains, quality, select, export.
 
     Each stage writes curate/<stage>/ with a manifest; curate/ledger.parquet records every decision. Re-running
-    with the same run folder skips finished stages and draws only the samples that are missing.
+    with the same run folder skips finished stages and draws only the samples that are missing. The console
+    shows the stages' progress; Ray's and vLLM's logs go to RUN_DIR/logs/ (--verbose streams them here).
 
     Example: `limo curate --config tiny --until strong_filter` (the toy pool, into runs/tiny).
     """
@@ -54,14 +63,16 @@ def curate_command(
     # The stages' inputs are listed before the toy world is built, so a wrong --until fails before any build.
     resolved = resolve_entry(loaded, lambda c: stage_inputs(curation_stages(c, until)))
     folder = run_folder(resolved, run_dir)
-    ctx = CurateContext(run_dir=folder, cluster=resolved.cluster)
-    with run_lock(folder):
+    stages = curation_stages(resolved, until)
+    # Ray only for stages with engine workers: ingest and dedup run in this process.
+    cluster = resolved.cluster if any(stage.resources() for stage in stages) else None
+    with step_console(folder, cluster, verbose) as console:
+        ctx = CurateContext(run_dir=folder, cluster=resolved.cluster, log=console)
         write_resolved_config(resolved, folder)
-        outcomes = run_curation(ctx, curation_stages(resolved, until))
-    last = outcomes[-1]
-    typer.echo(
-        f"curate: {last.name} complete, {len(last.kept)} problems kept; ledger: {ctx.curate_dir / 'ledger.parquet'}"
-    )
+        last = run_curation(ctx, stages)[-1]
+        console.note(
+            f"curate: {last.name} complete, {len(last.kept)} problems kept; ledger: {ctx.curate_dir / 'ledger.parquet'}"
+        )
 
 
 @app.command("train")
@@ -79,6 +90,7 @@ def train_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the DeepSpeed config, steps and memory plan; start nothing.")
     ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Full-parameter SFT with DeepSpeed ZeRO-3 on Ray Train; resumes from the last checkpoint in the run folder.
 
@@ -102,9 +114,9 @@ def train_command(
     data = dataset or folder / "curate" / "dataset.jsonl"
     if not data.is_file():
         raise LimoError(f"no training data at {data}: run `limo curate` first, or pass --dataset FILE")
-    with run_lock(folder):
+    with step_console(folder, resolved.cluster, verbose) as console:
         result = run_training(resolved, folder, data, model_path)
-    typer.echo(f"train {result.status()}; metrics {result.metrics_path}")
+        console.note(f"train {result.status()}; metrics {result.metrics_path}")
 
 
 def _checkpoints(config: RunConfig, given: list[str] | None) -> dict[str, str] | None:
@@ -213,6 +225,7 @@ def eval_command(
     model: Annotated[
         list[str] | None, typer.Option(help="With --endpoint: served model name(s) [every model it lists].")
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the benchmarks against an endpoint and write eval/report.json, report.md and plots.
 
@@ -230,10 +243,10 @@ def eval_command(
     resolved = resolve_entry(loaded, lambda c: _eval_reads(c, checkpoints, benchmark, served=endpoint is None))
     folder = run_folder(resolved, run_dir)
     judge_url = resolved.eval.judge_url
-    with run_lock(folder):
+    if endpoint is not None and checkpoint:
+        raise LimoError("give --endpoint or --checkpoint, not both")
+    with step_console(folder, resolved.cluster if endpoint is None else None, verbose) as console:
         if endpoint is not None:
-            if checkpoint:
-                raise LimoError("give --endpoint or --checkpoint, not both")
             key = os.environ.get(resolved.eval.api_key_env) if resolved.eval.api_key_env else None
             request = EvalRequest(
                 endpoint,
@@ -244,18 +257,19 @@ def eval_command(
                 judge_model=resolved.eval.judge_model,
                 judge_api_key=key,
             )
-            report = run_eval(resolved, request, folder, progress=typer.echo)
+            report = run_eval(resolved, request, folder, progress=console)
         else:
             from limo_ray.run import evaluate_checkpoints
 
             served = checkpoints or {n: resolved.models[n].path for n in resolved.serve.models}
-            report = evaluate_checkpoints(resolved, served, folder, benchmark, progress=typer.echo)
-    for name in report.checkpoints:
-        scores = ", ".join(
-            f"{b} {s['pass@1']}% [{s['ci95'][0]}, {s['ci95'][1]}]" for b, s in report.data["checkpoints"][name].items()
-        )
-        typer.echo(f"{name}: {scores}")
-    typer.echo(f"report: {report.files.get('md', folder / 'eval' / 'report.md')}")
+            report = evaluate_checkpoints(resolved, served, folder, benchmark, progress=console)
+        for name in report.checkpoints:
+            scores = ", ".join(
+                f"{b} {s['pass@1']}% [{s['ci95'][0]}, {s['ci95'][1]}]"
+                for b, s in report.data["checkpoints"][name].items()
+            )
+            console.note(f"{name}: {scores}")
+        console.note(f"report: {report.files.get('md', folder / 'eval' / 'report.md')}")
 
 
 @app.command("run")
@@ -272,15 +286,13 @@ def run_command(
     p-values against the base student, the curation funnel, the loss curve) into the run folder. The console
     shows the progress; Ray's and vLLM's logs go to RUN_DIR/logs/ (--verbose streams them here).
     """
-    from limo_ray.console import job_console, summary_sections
-    from limo_ray.engine.ray_session import start_job_ray
+    from limo_ray.console import summary_sections
     from limo_ray.run import run_all
     from limo_ray.status import RUN_STEPS
 
     resolved = resolve_entry(load(config, overrides))
     folder = run_folder(resolved, run_dir)
-    start_ray = partial(start_job_ray, resolved.cluster)
-    with run_lock(folder), job_console(folder, start_ray, verbose=verbose, steps=len(RUN_STEPS)) as console:
+    with step_console(folder, resolved.cluster, verbose, steps=len(RUN_STEPS)) as console:
         summary = run_all(resolved, folder, log=console)
         console.note(summary_sections((folder / "summary.md").read_text(encoding="utf-8")))
         console.note(f"summary: {summary.files['summary']}")

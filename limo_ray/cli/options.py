@@ -1,14 +1,19 @@
-"""The options `limo` commands share, and how they become a config and a run folder."""
+"""The options `limo` commands share, and how they become a config, a run folder and its console."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from limo_ray.config import RunConfig, load_config
+from limo_ray.config import ClusterConfig, RunConfig, load_config
+
+if TYPE_CHECKING:
+    from limo_ray.console import JobConsole
 
 ConfigOption = Annotated[
     str, typer.Option("--config", "-c", help="Preset name (tiny, limo-32b) or path to a YAML config.")
@@ -44,3 +49,19 @@ def resolve_entry(
     from limo_ray.toy.references import resolve_references
 
     return resolve_references(config, reads, extra=extra)
+
+
+@contextmanager
+def step_console(
+    folder: Path, cluster: ClusterConfig | None, verbose: bool, steps: int | None = None
+) -> Iterator[JobConsole]:
+    """A job command's console on its locked run folder, the same for one step as for `limo run`: progress on the
+    console, Ray's and vLLM's output in RUN_DIR/logs/ (`--verbose` streams it). `cluster` None: the command needs
+    no Ray (nothing to sample, an `--endpoint` eval), so none is started for it."""
+    from limo_ray.console import job_console
+    from limo_ray.engine.ray_session import start_job_ray
+    from limo_ray.runfolder import run_lock
+
+    start_ray = partial(start_job_ray, cluster) if cluster is not None else None
+    with run_lock(folder), job_console(folder, start_ray, verbose=verbose, steps=steps) as console:
+        yield console

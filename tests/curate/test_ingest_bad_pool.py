@@ -43,4 +43,4 @@ def test_malformed_pool_rows_are_quarantined_with_reasons_and_counts_reconcile(t
     ledger = pq.read_table(run_dir / "curate" / "ledger.parquet").to_pylist()
     assert sorted(row["source_line"] for row in ledger) == good
     assert all(row["ingest"] == "kept" for row in ledger)
-    assert f"ingest: {len(MALFORMED_JSONL_LINES)} in -> {len(good)} kept, 0 dropped, {len(bad)} rejected" in done.stderr
+    assert f"ingest: {len(MALFORMED_JSONL_LINES)} in -> {len(good)} kept, 0 dropped, {len(bad)} rejected" in done.stdout

@@ -90,5 +90,5 @@ def test_a_full_disk_fails_clearly_leaves_no_partial_output_and_the_rerun_resume
         assert manifest is not None and manifest.complete
     # The stage finished before the disk filled is not redone, and the re-run says so.
     assert os.path.getmtime(run_dir / "curate" / "ingest" / "manifest.json") < began
-    assert "[curate] ingest: complete, skipped" in again.stderr
+    assert "[curate] ingest: complete, skipped" in again.stdout
     assert os.path.getmtime(run_dir / "curate" / "dedup" / "manifest.json") >= began
