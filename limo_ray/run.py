@@ -183,7 +183,7 @@ def _curate_and_train(
     # own subfolder there, as each keeps its own under the run folder by default.
     shared = config.train.storage_path
     storage = f"{shared.rstrip('/')}/{step_prefix.rstrip('_')}" if shared and step_prefix else None
-    result = run_training(config, run_dir, dataset, student, storage_path=storage)
+    result = run_training(config, run_dir, dataset, student, storage_path=storage, progress=log)
     log(f"[run] train ({what}): {result.status()}")
     _require_complete(result, what)
     summary.record(

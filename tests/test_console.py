@@ -55,6 +55,7 @@ def job_lines(clock: Clock, batches: int) -> list[str]:
         lines.append(f"[curate] {stage}: 774 in -> 700 kept, 74 dropped, 0 rejected, 0 tokens, 1.0s")
     lines += [
         "[run] train the student on 200 curated samples -> /runs/demo/train",
+        *[f"[train] step {i}/21, loss {1 / i:.4g}, {5000 + i} tokens/s" for i in range(1, 22)],
         "[run] train (curated): complete: 21 steps, final loss 0.09283, checkpoint /runs/demo/train/checkpoint",
         "[run] evaluate student-base, student-curated, student-random on toy",
         *[f"eval: {i * 100}/900 items ({i * 5} s)" for i in range(1, 10)],
@@ -126,6 +127,30 @@ def test_a_terminal_gets_a_live_display_and_still_the_finished_lines() -> None:
     text = out.getvalue()
     assert "[curate] strong_filter: 774 in -> 700 kept" in text and "[run 2/5] train the student" in text
     assert "requests, 900 tokens" not in text and "eval: 100/900 items" not in text  # drawn in the bars only
+
+
+def test_a_terminal_draws_training_steps_in_the_display_and_prints_none_of_them() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    clock, out = Clock(), Terminal()
+    console = JobConsole(out, live=True, steps=5, clock=clock)
+    lines = job_lines(clock, batches=3)
+    for line in lines[
+        : lines.index(
+            "[run] train (curated): complete: 21 steps, final loss 0.09283, checkpoint /runs/demo/train/checkpoint"
+        )
+    ]:
+        console(line)
+    display = console._display
+    assert display is not None
+    job, detail = display.progress.tasks
+    assert job.description.startswith("step 2/5: train the student")
+    assert (detail.description.strip(), detail.completed, detail.total) == ("train", 21, 21)
+    assert detail.fields["rate"] == "5,021 tok/s" and detail.fields["unit"] == "steps"
+    console.close()
+    assert "[train] step" not in out.getvalue()
 
 
 def test_the_console_summary_is_summary_md_accuracy_and_steps_sections() -> None:

@@ -291,7 +291,12 @@ def train_arms(
                 log(f"[ablate] train {arm.label}: the same training as {earlier} (dataset, student, seed): reused")
         log(f"[ablate] train {arm.label} ({number}/{len(arms)}): {len(arm.samples)} samples -> {own}")
         result = run_training(
-            trained, run_dir, datasets[arm.label], model_path, storage_path=arm_storage(config, folder, arm)
+            trained,
+            run_dir,
+            datasets[arm.label],
+            model_path,
+            storage_path=arm_storage(config, folder, arm),
+            progress=log,
         )
         log(f"[ablate] train {arm.label}: {result.status()}")
         if not result.complete:

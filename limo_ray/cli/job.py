@@ -115,7 +115,7 @@ def train_command(
     if not data.is_file():
         raise LimoError(f"no training data at {data}: run `limo curate` first, or pass --dataset FILE")
     with step_console(folder, resolved.cluster, verbose) as console:
-        result = run_training(resolved, folder, data, model_path)
+        result = run_training(resolved, folder, data, model_path, progress=console)
         console.note(f"train {result.status()}; metrics {result.metrics_path}")
 
 

@@ -1,12 +1,13 @@
 """What the console does with each line a job logs: draw it as progress, print it, and record it.
 
-The job logs every line through one callback (`CurateContext.log`, `run_all(log=...)`, eval's `progress`);
-`JobConsole` is that callback. It sorts the lines it is given: a progress line (`[curate] strong_filter:
-512/774 requests, ...`, `eval: 100/300 items`, a stage's `N problems in`, a filter's `round 1/2`) only updates
-the display; every other line (a finished stage, a step, a warning) is printed and stays. On a terminal the
-display is one live area at the bottom (the step, and within curation the stage with done/total, tokens/s and
-ETA), drawn by `rich`; off a terminal (CI, `limo submit` logs, a pipe) it is a plain progress line at most every
-`plain_every_s` seconds. Every line, progress included, also goes time-stamped to `<run>/logs/limo.log`.
+The job logs every line through one callback (`CurateContext.log`, `run_all(log=...)`, training's and eval's
+`progress`); `JobConsole` is that callback. It sorts the lines it is given: a progress line (`[curate]
+strong_filter: 512/774 requests, ...`, `[train] step 5/21, ...`, `eval: 100/300 items`, a stage's `N problems in`, a
+filter's `round 1/2`) only updates the display; every other line (a finished stage, a step, a warning) is printed
+and stays. On a terminal the display is one live area at the bottom (the step, and within curation the stage with
+done/total, tokens/s and ETA; training's steps; eval's items), drawn by `rich`; off a terminal (CI, `limo submit`
+logs, a pipe) it is a plain progress line at most every `plain_every_s` seconds. Every line, progress included, also
+goes time-stamped to `<run>/logs/limo.log`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from typing import Any, TextIO
 PLAIN_EVERY_S = 30.0
 
 # The progress lines the stages log (curate/sampling.py, curate/stage.py, curate/filters.py, curate/chains.py,
-# evaluate/runner.py). A line that matches none of these is printed: a changed format shows up, never vanishes.
+# train/metrics.py, evaluate/runner.py). A line that matches none of these is printed: a changed format shows up,
+# never vanishes.
 _REQUESTS = re.compile(
     r"^\[curate\] (?P<stage>\w+): (?P<done>\d+)/(?P<total>\d+) requests, (?P<tokens>\d+) tokens, "
     r"(?P<rate>\d+) tok/s"
 )
 _EVAL_ITEMS = re.compile(r"^eval: (?P<done>\d+)/(?P<total>\d+) items")
+# train/metrics.py's progress_line: one per optimizer step, read from metrics.jsonl while the workers train.
+_TRAIN_STEP = re.compile(r"^\[train\] step (?P<done>\d+)/(?P<total>\d+)(?:, loss \S+)?(?:, (?P<rate>\d+) tokens/s)?$")
 _STAGE_IN = re.compile(r"^\[curate\] (?P<stage>\w+): (?P<problems>\d+) problems in$")
 _STAGE_PHASE = re.compile(r"^\[curate\] (?P<stage>\w+): (?P<phase>round \d+/\d+|.+ x up to \d+ chains$)")
 _ENGINES_PLACED = re.compile(r"^\[curate\] (?P<stage>\w+): .+ engine\(s\) on node\(s\) ")
@@ -37,13 +41,13 @@ _RUN_STEP = re.compile(r"^\[run\] (?P<text>.+?)(?: -> \S+)?$")
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress line's numbers: `scope` is the curation stage, or `eval`."""
+    """A progress line's numbers: `scope` is the curation stage, `train` or `eval`."""
 
     scope: str
     done: int
     total: int
     unit: str
-    rate: int | None = None  # generated tokens/s, as the stage measured it
+    rate: int | None = None  # tokens/s, as the stage measured it (generated; trained on, for `train`)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ def classify(text: str) -> Line:
         return Line(text, "progress", Progress(m["stage"], done, total, "requests", int(m["rate"])), m["stage"])
     if m := _EVAL_ITEMS.match(text):
         return Line(text, "progress", Progress("eval", int(m["done"]), int(m["total"]), "items"))
+    if m := _TRAIN_STEP.match(text):
+        rate = int(m["rate"]) if m["rate"] else None
+        return Line(text, "progress", Progress("train", int(m["done"]), int(m["total"]), "steps", rate))
     if m := _STAGE_IN.match(text):
         return Line(text, "stage", stage=m["stage"])
     if m := _ENGINES_PLACED.match(text):  # which nodes: in the record, not worth a console line per round
@@ -238,8 +245,8 @@ class _LiveDisplay:
         if line.progress is None:
             return
         p = line.progress
-        if p.scope == "eval" and not self.progress.tasks[self.detail].description:
-            self._restart_detail("  eval", total=p.total)
+        if p.scope in ("eval", "train") and not self.progress.tasks[self.detail].description:
+            self._restart_detail(f"  {p.scope}", total=p.total)
         rate = f"{p.rate:,} tok/s" if p.rate is not None else ""
         self.progress.update(self.detail, total=p.total, completed=p.done, unit=p.unit, rate=rate, visible=True)
 

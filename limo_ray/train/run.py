@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from limo_ray.train.layout import (
     plan_steps,
     trust_remote_code_of,
 )
-from limo_ray.train.metrics import METRICS_FILE, MetricsLog, start_sink
+from limo_ray.train.metrics import METRICS_FILE, MetricsLog, following, start_sink
 from limo_ray.train.recipe import WorkerArgs, train_loop_per_worker
 
 STAGE = "train"
@@ -153,6 +154,7 @@ def run_training(
     max_failures: int | None = None,
     max_steps: int | None = None,
     fail_at_step: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Fine-tune `model_path` (a folder or hub name, already resolved) on a LIMO-format dataset.
 
@@ -162,6 +164,7 @@ def run_training(
     max_failures: worker-group restarts Ray Train does by itself, each resuming from the last checkpoint.
     max_steps: stop after this many optimizer steps in total, with a checkpoint; a later call resumes.
     fail_at_step: test hook — the workers raise after this step, as if killed.
+    progress: given each step's `[train] step N/TOTAL, loss L, T tokens/s` line while the workers train.
     """
     storage_path = storage_path if storage_path is not None else config.train.storage_path
     keep_checkpoints = keep_checkpoints if keep_checkpoints is not None else config.train.keep_checkpoints
@@ -243,7 +246,8 @@ def run_training(
         ),
     )
     try:
-        trainer.fit()
+        with following(metrics_path, total, progress):
+            trainer.fit()
     except Exception as exc:  # Ray wraps the worker's error; the user needs the cause and the way back
         raise LimoError(
             f"training failed ({_root_cause(exc)}); re-run the same command with the same --run-dir to resume from "

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from limo_ray.train.data import (
     tokenize_row,
 )
 from limo_ray.train.layout import plan_steps
+from limo_ray.train.metrics import progress_line
 from limo_ray.train.packing import collate, epoch_rows, step_plan, token_loss_sum
 from limo_ray.train.run import training_key
 from limo_ray.train.schedule import lr_multiplier
@@ -77,8 +79,23 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(ray_cluster, config: RunConfig, dataset: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    return run_training(config, tmp_path_factory.mktemp("runs") / "straight", dataset, str(tiny_model))
+def progress_lines() -> list[tuple[float, str]]:
+    """What the straight run's driver said while its workers trained, with when it said it."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def trained(
+    ray_cluster,
+    config: RunConfig,
+    dataset: Path,
+    tiny_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    progress_lines: list[tuple[float, str]],
+):
+    run_dir = tmp_path_factory.mktemp("runs") / "straight"
+    said = progress_lines.append
+    return run_training(config, run_dir, dataset, str(tiny_model), progress=lambda line: said((time.time(), line)))
 
 
 def _losses(metrics_path: Path) -> list[float]:
@@ -96,6 +113,14 @@ def test_zero3_on_two_workers_trains_and_the_loss_falls(trained, report) -> None
     manifest = json.loads((trained.run_dir / "train" / "manifest.json").read_text())
     assert manifest["complete"] is True and manifest["rows_out"] == 32
     assert (manifest["extra"]["steps_per_epoch"], manifest["extra"]["gradient_accumulation_steps"]) == (2, 2)
+
+
+def test_the_driver_reports_every_step_once_in_order_while_the_workers_train(trained, progress_lines) -> None:
+    rows = [json.loads(line) for line in trained.metrics_path.read_text().splitlines()]
+    assert [line for _, line in progress_lines] == [progress_line(row, trained.total_steps) for row in rows]
+    assert progress_lines[-1][1].startswith(f"[train] step {trained.total_steps}/{trained.total_steps}, loss ")
+    # Step 1 was reported before the last step's row was written: while training, not from the file afterwards.
+    assert progress_lines[0][0] < trained.metrics_path.stat().st_mtime
 
 
 def test_checkpoints_are_staged_in_scratch_and_the_export_renamed_into_place(trained, scratch: Path) -> None:
