@@ -50,6 +50,16 @@ def checkpoint_identity(name: str, path: str) -> str:
     return f"{name}|{hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]}"
 
 
+def answers_missing(
+    config: RunConfig, checkpoints: Mapping[str, str], run_dir: Path, benchmarks: list[str] | None = None
+) -> bool:
+    """Whether evaluating `checkpoints` has anything to serve: some answer is not in the run folder's cache."""
+    from limo_ray.evaluate import unanswered
+
+    ids = {name: checkpoint_identity(name, path) for name, path in checkpoints.items()}
+    return bool(ids) and unanswered(config, run_dir, ids, benchmarks) > 0
+
+
 def evaluate_checkpoints(
     config: RunConfig,
     checkpoints: Mapping[str, str],

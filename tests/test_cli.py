@@ -202,9 +202,11 @@ def test_curate_with_a_wrong_until_fails_in_one_line_before_building_anything(tm
 def test_curate_alone_keeps_ray_and_vllm_output_in_the_run_logs_as_limo_run_does(tmp_path: Path) -> None:
     """`limo curate` through the weak filter (a vLLM engine actor on a local Ray): the console gets the header
     and the stages' lines, nothing from Ray's or vLLM's loggers; their output is in RUN_DIR/logs/."""
-    run_dir = tmp_path / "run"
-    args = ["curate", "--config", "tiny", "--set", "toy.size=test", "--until", "weak_filter", "--run-dir", str(run_dir)]
-    done = subprocess.run([*LIMO, *args], capture_output=True, text=True, timeout=600)
+    run_dir, pool = tmp_path / "run", tmp_path / "pool.jsonl"
+    rows = [{"problem": f"What is {a} + 3?", "answer": str(a + 3)} for a in range(20)]
+    pool.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ["curate", "--config", "tiny", "--set", "toy.size=test", "--pool", str(pool), "--until", "weak_filter"]
+    done = subprocess.run([*LIMO, *args, "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr == ""
     lines = done.stdout.splitlines()

@@ -245,7 +245,12 @@ def eval_command(
     judge_url = resolved.eval.judge_url
     if endpoint is not None and checkpoint:
         raise LimoError("give --endpoint or --checkpoint, not both")
-    with step_console(folder, resolved.cluster if endpoint is None else None, verbose) as console:
+    from limo_ray.run import answers_missing, evaluate_checkpoints
+
+    served = checkpoints or {n: resolved.models[n].path for n in resolved.serve.models}
+    # Ray only to serve: an --endpoint eval, or one whose answers are all cached, starts none.
+    serving = endpoint is None and answers_missing(resolved, served, folder, benchmark)
+    with step_console(folder, resolved.cluster if serving else None, verbose) as console:
         if endpoint is not None:
             key = os.environ.get(resolved.eval.api_key_env) if resolved.eval.api_key_env else None
             request = EvalRequest(
@@ -259,9 +264,6 @@ def eval_command(
             )
             report = run_eval(resolved, request, folder, progress=console)
         else:
-            from limo_ray.run import evaluate_checkpoints
-
-            served = checkpoints or {n: resolved.models[n].path for n in resolved.serve.models}
             report = evaluate_checkpoints(resolved, served, folder, benchmark, progress=console)
         for name in report.checkpoints:
             scores = ", ".join(
