@@ -109,11 +109,12 @@ def test_plain_console_prints_finished_stages_and_steps_and_at_most_one_progress
     assert not any("\r" in line or "\x1b" in line for line in printed)  # no bars, no colour codes
 
 
-def test_a_terminal_gets_a_live_display_and_still_the_finished_lines() -> None:
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
+
+def test_a_terminal_gets_a_live_display_and_still_the_finished_lines() -> None:
     clock, out = Clock(), Terminal()
     console = JobConsole(out, live=True, steps=5, clock=clock)
     for line in job_lines(clock, batches=3):
@@ -130,10 +131,6 @@ def test_a_terminal_gets_a_live_display_and_still_the_finished_lines() -> None:
 
 
 def test_a_terminal_draws_training_steps_in_the_display_and_prints_none_of_them() -> None:
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     clock, out = Clock(), Terminal()
     console = JobConsole(out, live=True, steps=5, clock=clock)
     lines = job_lines(clock, batches=3)
