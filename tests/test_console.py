@@ -74,6 +74,7 @@ def test_progress_lines_move_the_display_and_every_other_line_stays() -> None:
     assert classify("[curate] weak_filter: round 2/2: 90 problems x up to 3 samples (weak)").phase == "round 2/2"
     assert classify("[curate] chains: strong: 200 problems x up to 4 chains").phase == "strong"
     assert classify("[curate] dedup: 774 problems in").kind == "stage"
+    assert classify("[curate] ingest: 2 source(s) in").kind == "stage"
     assert classify("[curate] weak_filter: weak engine(s) on node(s) 5f3a9c0d1e2b").kind == "info"
     assert classify("[run] curate -> /runs/demo/curate").phase == "curate"
     # Finished stages, step results, warnings and anything unknown are printed.

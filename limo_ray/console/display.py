@@ -30,7 +30,7 @@ _REQUESTS = re.compile(
 _EVAL_ITEMS = re.compile(r"^eval: (?P<done>\d+)/(?P<total>\d+) items")
 # train/metrics.py's progress_line: one per optimizer step, read from metrics.jsonl while the workers train.
 _TRAIN_STEP = re.compile(r"^\[train\] step (?P<done>\d+)/(?P<total>\d+)(?:, loss \S+)?(?:, (?P<rate>\d+) tokens/s)?$")
-_STAGE_IN = re.compile(r"^\[curate\] (?P<stage>\w+): (?P<problems>\d+) problems in$")
+_STAGE_IN = re.compile(r"^\[curate\] (?P<stage>\w+): (?P<count>\d+) (problems|source\(s\)) in$")
 _STAGE_PHASE = re.compile(r"^\[curate\] (?P<stage>\w+): (?P<phase>round \d+/\d+|.+ x up to \d+ chains$)")
 _ENGINES_PLACED = re.compile(r"^\[curate\] (?P<stage>\w+): .+ engine\(s\) on node\(s\) ")
 _STAGE_DONE = re.compile(r"^\[curate\] (?P<stage>\w+): (complete, skipped|\d+ in -> )")

@@ -150,7 +150,14 @@ def run_stage(ctx: CurateContext, stage: Stage, problems: Sequence[Problem], ups
             f"{stage.name} reads {', '.join(str(m.path(ctx.curate_dir)) for m in missing)}, which is not there: "
             "re-run the stages before it"
         )
-    ctx.log(f"[curate] {stage.name}: {len(problems)} problems in")
+    # The first stage reads files, not the problems of a stage before it.
+    sources = len(stage.inputs())
+    first = not problems and sources
+    ctx.log(
+        f"[curate] {stage.name}: {sources} source(s) in"
+        if first
+        else f"[curate] {stage.name}: {len(problems)} problems in"
+    )
     start = time.perf_counter()
     result = stage.run(ctx, problems)
     seconds = time.perf_counter() - start

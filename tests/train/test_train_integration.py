@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -79,8 +78,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def progress_lines() -> list[tuple[float, str]]:
-    """What the straight run's driver said while its workers trained, with when it said it."""
+def progress_lines() -> list[str]:
+    """What the straight run's driver said while its workers trained."""
     return []
 
 
@@ -91,11 +90,10 @@ def trained(
     dataset: Path,
     tiny_model: Path,
     tmp_path_factory: pytest.TempPathFactory,
-    progress_lines: list[tuple[float, str]],
+    progress_lines: list[str],
 ):
     run_dir = tmp_path_factory.mktemp("runs") / "straight"
-    said = progress_lines.append
-    return run_training(config, run_dir, dataset, str(tiny_model), progress=lambda line: said((time.time(), line)))
+    return run_training(config, run_dir, dataset, str(tiny_model), progress=progress_lines.append)
 
 
 def _losses(metrics_path: Path) -> list[float]:
@@ -115,12 +113,12 @@ def test_zero3_on_two_workers_trains_and_the_loss_falls(trained, report) -> None
     assert (manifest["extra"]["steps_per_epoch"], manifest["extra"]["gradient_accumulation_steps"]) == (2, 2)
 
 
-def test_the_driver_reports_every_step_once_in_order_while_the_workers_train(trained, progress_lines) -> None:
+def test_the_driver_reports_every_step_once_and_in_order(trained, progress_lines) -> None:
+    """That it reports while the body runs, not only at its end, is `following`'s unit test (tests/train/
+    test_run_status.py): how many steps land in one 2 s look depends on this machine's speed."""
     rows = [json.loads(line) for line in trained.metrics_path.read_text().splitlines()]
-    assert [line for _, line in progress_lines] == [progress_line(row, trained.total_steps) for row in rows]
-    assert progress_lines[-1][1].startswith(f"[train] step {trained.total_steps}/{trained.total_steps}, loss ")
-    # Step 1 was reported before the last step's row was written: while training, not from the file afterwards.
-    assert progress_lines[0][0] < trained.metrics_path.stat().st_mtime
+    assert progress_lines == [progress_line(row, trained.total_steps) for row in rows]
+    assert progress_lines[-1].startswith(f"[train] step {trained.total_steps}/{trained.total_steps}, loss ")
 
 
 def test_checkpoints_are_staged_in_scratch_and_the_export_renamed_into_place(trained, scratch: Path) -> None:
