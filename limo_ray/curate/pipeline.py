@@ -22,7 +22,7 @@ from limo_ray.curate.ingest import Ingest
 from limo_ray.curate.ledger import rebuild_ledger
 from limo_ray.curate.quality_stage import Quality
 from limo_ray.curate.select import Select
-from limo_ray.curate.stage import Stage, StageOutcome, run_stage
+from limo_ray.curate.stage import ROOT_KEY, Stage, StageOutcome, run_stage
 from limo_ray.engine import engine_spec
 from limo_ray.errors import LimoError
 from limo_ray.records import Problem
@@ -39,8 +39,6 @@ STAGE_NAMES: tuple[str, ...] = (
     "select",
     "export",
 )
-# The start of the stage-key chain; stage settings carry everything else (paths name the toy world's hash).
-ROOT_KEY = "limo-ray/curate/v2"
 
 
 def curation_stages(config: RunConfig, until: str | None = None) -> list[Stage]:

@@ -124,6 +124,10 @@ class StageOutcome:
     manifest: Manifest
 
 
+# The start of the stage-key chain; stage settings carry everything else (paths name the toy world's hash).
+ROOT_KEY = "limo-ray/curate/v2"
+
+
 def stage_hash(upstream_hash: str, stage: Stage) -> str:
     """Chains the upstream hash: changing any earlier stage's settings invalidates every later stage."""
     return settings_key({"stage": stage.name, "upstream": upstream_hash, "settings": stage.settings()})
@@ -150,14 +154,9 @@ def run_stage(ctx: CurateContext, stage: Stage, problems: Sequence[Problem], ups
             f"{stage.name} reads {', '.join(str(m.path(ctx.curate_dir)) for m in missing)}, which is not there: "
             "re-run the stages before it"
         )
-    # The first stage reads files, not the problems of a stage before it.
-    sources = len(stage.inputs())
-    first = not problems and sources
-    ctx.log(
-        f"[curate] {stage.name}: {sources} source(s) in"
-        if first
-        else f"[curate] {stage.name}: {len(problems)} problems in"
-    )
+    # The first stage of the chain reads its inputs (files), not the problems of a stage before it.
+    intake = f"{len(stage.inputs())} source(s)" if upstream_hash == ROOT_KEY else f"{len(problems)} problems"
+    ctx.log(f"[curate] {stage.name}: {intake} in")
     start = time.perf_counter()
     result = stage.run(ctx, problems)
     seconds = time.perf_counter() - start

@@ -62,3 +62,22 @@ def test_toy_references_resolve_to_the_worlds_content_hashed_folder_without_buil
     assert resolved.benchmarks.paths["toy"] == str(Path(pool).parent / "benchmark.jsonl")
     assert other_seed.curate.pool.sources[0] != pool  # another world, so other stage keys
     assert not (tmp_path / "cache").exists()
+
+
+def test_the_first_stage_says_how_many_sources_it_reads_and_later_ones_how_many_problems(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Even a later stage that reads files too (models, benchmarks) and got no problems counts problems."""
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"problem": ""}\nnot json\n')  # no row survives ingest
+    config = load_config("tiny", [f"curate.pool.sources=[{pool}]", f"benchmarks.data_root={shared_data}"])
+    said: list[str] = []
+    stages = curation_stages(config, "decontaminate")
+    assert stages[-1].inputs()  # decontaminate reads the benchmark files
+    run_curation(CurateContext(run_dir=tmp_path / "run", log=said.append), stages)
+    starts = [line for line in said if line.endswith(" in")]
+    assert starts == [
+        "[curate] ingest: 1 source(s) in",
+        "[curate] dedup: 0 problems in",
+        "[curate] decontaminate: 0 problems in",
+    ]
